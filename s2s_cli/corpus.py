@@ -1,0 +1,201 @@
+"""Read a parallel corpus (TSV or two aligned files), clean it, and split it deterministically."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from itertools import zip_longest
+from pathlib import Path
+
+import numpy as np
+
+from s2s_cli.errors import DataError
+
+Pair = tuple[str, str]
+MAX_EXAMPLE_LINES = 5
+
+
+@dataclass
+class CorpusStats:
+    """What reading a corpus kept and dropped, by reason, with the first line numbers of each."""
+
+    read: int = 0
+    kept: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, list[int]] = field(default_factory=dict)
+    extra_columns: int = 0
+
+    def drop(self, reason: str, line_no: int) -> None:
+        self.dropped[reason] += 1
+        lines = self.examples.setdefault(reason, [])
+        if len(lines) < MAX_EXAMPLE_LINES:
+            lines.append(line_no)
+
+    def describe_drops(self) -> str:
+        if not self.dropped:
+            return "nothing was dropped"
+        return "; ".join(
+            f"{count} {reason} (e.g. line {', '.join(map(str, self.examples[reason]))})"
+            for reason, count in self.dropped.most_common()
+        )
+
+
+def normalize(text: str) -> str:
+    """NFC-normalize, remove NUL/BOM, and collapse all whitespace (tabs included) to single spaces."""
+    text = unicodedata.normalize("NFC", text).replace("\x00", "").replace("\ufeff", "")
+    return " ".join(text.split())
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise DataError(f"{path}: no such file; check the path.")
+    if path.is_dir():
+        raise DataError(f"{path} is a directory; give a corpus file (TSV, or a source and a target file).")
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as err:
+        raise DataError(f"{path} cannot be read ({err.strerror}); check its permissions.") from None
+
+
+def _raw_lines(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as f:
+        for line in f:
+            yield line.rstrip(b"\n").rstrip(b"\r")
+
+
+def _decode(raw: bytes, path: Path, line_no: int, stats: CorpusStats, strict: bool) -> str | None:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        if strict:
+            raise DataError(f"{path}:{line_no}: invalid UTF-8; fix the line or drop --strict to skip it.") from None
+        stats.drop("invalid UTF-8", line_no)
+        return None
+
+
+def _read_tsv(path: Path, stats: CorpusStats, strict: bool) -> Iterator[tuple[int, str, str]]:
+    for line_no, raw in enumerate(_raw_lines(path), start=1):
+        stats.read += 1
+        text = _decode(raw, path, line_no, stats, strict)
+        if text is None:
+            continue
+        columns = text.split("\t")
+        if len(columns) < 2:
+            if strict and text.strip():
+                raise DataError(f"{path}:{line_no}: one column, expected source<TAB>target; fix it or drop --strict.")
+            stats.drop("blank line" if not text.strip() else "one column", line_no)
+            continue
+        if len(columns) > 2:
+            stats.extra_columns += 1
+        yield line_no, columns[0], columns[1]
+
+
+def _read_parallel(src_path: Path, tgt_path: Path, stats: CorpusStats, strict: bool) -> Iterator[tuple[int, str, str]]:
+    pairs = zip_longest(_raw_lines(src_path), _raw_lines(tgt_path))
+    for line_no, (src_raw, tgt_raw) in enumerate(pairs, start=1):
+        if src_raw is None or tgt_raw is None:
+            n_src, n_tgt = (line_no - 1, None) if src_raw is None else (None, line_no - 1)
+            n_src = n_src if n_src is not None else sum(1 for _ in _raw_lines(src_path))
+            n_tgt = n_tgt if n_tgt is not None else sum(1 for _ in _raw_lines(tgt_path))
+            raise DataError(
+                f"{src_path} has {n_src} lines but {tgt_path} has {n_tgt}: the files must be line-aligned."
+            )
+        stats.read += 1
+        src = _decode(src_raw, src_path, line_no, stats, strict)
+        tgt = _decode(tgt_raw, tgt_path, line_no, stats, strict) if src is not None else None
+        if src is not None and tgt is not None:
+            yield line_no, src, tgt
+
+
+def read_corpus(path: Path, tgt_path: Path | None = None, strict: bool = False) -> tuple[list[Pair], CorpusStats]:
+    """Read, normalize and dedupe pairs from a TSV (src<TAB>tgt[<TAB>...]) or two aligned files."""
+    _check_file(path)
+    if tgt_path is not None:
+        _check_file(tgt_path)
+    stats = CorpusStats()
+    rows = _read_tsv(path, stats, strict) if tgt_path is None else _read_parallel(path, tgt_path, stats, strict)
+    seen: set[Pair] = set()
+    pairs: list[Pair] = []
+    for line_no, src_raw, tgt_raw in rows:
+        src, tgt = normalize(src_raw), normalize(tgt_raw)
+        if not src or not tgt:
+            stats.drop("empty side", line_no)
+        elif (src, tgt) in seen:
+            stats.drop("duplicate", line_no)
+        else:
+            seen.add((src, tgt))
+            pairs.append((src, tgt))
+    stats.kept = len(pairs)
+    if not pairs:
+        if stats.read == 0:
+            raise DataError(f"{path} is empty: give a corpus with one source<TAB>target pair per line.")
+        raise DataError(f"no usable pairs in {path}: read {stats.read} lines, {stats.describe_drops()}.")
+    return pairs, stats
+
+
+def resolve_size(size: float, total: int) -> int:
+    """A split size given as a count (>= 1) or a fraction of `total` (< 1)."""
+    return int(size) if size >= 1 else int(round(size * total))
+
+
+def split_pairs(pairs: list[Pair], valid_size: float, test_size: float, seed: int) -> dict[str, list[Pair]]:
+    """Shuffle with `seed` and cut off valid and test; the rest is train."""
+    n_valid, n_test = resolve_size(valid_size, len(pairs)), resolve_size(test_size, len(pairs))
+    if n_valid + n_test >= len(pairs):
+        raise DataError(
+            f"--valid-size ({n_valid}) + --test-size ({n_test}) leave no training pairs out of {len(pairs)}: "
+            "make them smaller."
+        )
+    order = np.random.default_rng(seed).permutation(len(pairs))
+    shuffled = [pairs[i] for i in order]
+    return {
+        "valid": shuffled[:n_valid],
+        "test": shuffled[n_valid : n_valid + n_test],
+        "train": shuffled[n_valid + n_test :],
+    }
+
+
+_SCRIPTS = {
+    "ja": ((0x3040, 0x30FF),),
+    "ko": ((0xAC00, 0xD7AF), (0x1100, 0x11FF)),
+    "zh": ((0x4E00, 0x9FFF), (0x3400, 0x4DBF)),
+}
+
+
+def detect_lang(texts: list[str]) -> str | None:
+    """Guess ja/ko/zh from the script of a sample of sentences; None for anything else."""
+    counts: Counter[str] = Counter()
+    total = 0
+    for text in texts[:2000]:
+        for ch in text:
+            if ch.isspace():
+                continue
+            total += 1
+            code = ord(ch)
+            for lang, ranges in _SCRIPTS.items():
+                if any(lo <= code <= hi for lo, hi in ranges):
+                    counts[lang] += 1
+                    break
+    if not total:
+        return None
+    if counts["ja"] / total > 0.05:  # kana marks Japanese even when most characters are kanji
+        return "ja"
+    lang, count = max(counts.items(), key=lambda kv: kv[1], default=(None, 0))
+    return lang if count / total > 0.3 else None
+
+
+def iter_lines(path: Path) -> Iterator[str]:
+    """Stream a UTF-8 text file's lines (without line ends); a bad file or byte is a DataError."""
+    _check_file(path)
+    for line_no, raw in enumerate(_raw_lines(path), start=1):
+        try:
+            yield raw.decode("utf-8").lstrip("\ufeff") if line_no == 1 else raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DataError(f"{path}:{line_no}: invalid UTF-8; convert the file to UTF-8.") from None
+
+
+def read_lines(path: Path) -> list[str]:
+    return list(iter_lines(path))

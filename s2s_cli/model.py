@@ -1,0 +1,105 @@
+"""The Seq2Seq model (embeddings -> BiRNN encoder -> RNN decoder with attention) and its masked loss."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+from s2s_cli.config import ModelConfig
+from s2s_cli.layers import Attention, BiRNNEncoder, _rnn, state_size
+from s2s_cli.tokenizers import PAD
+
+
+@keras.saving.register_keras_serializable(package="s2s")
+class Seq2Seq(keras.Model):
+    """Encoder-decoder whose encoder and one-step decoder are separately callable for search.
+
+    Decoder state is a flat list: for each decoder layer, `state_size(cell)` tensors of shape (batch, hidden).
+    """
+
+    def __init__(self, config: ModelConfig, src_vocab: int, tgt_vocab: int, dtype: str = "float32", **kwargs) -> None:
+        super().__init__(dtype=dtype, **kwargs)
+        self.config, self.src_vocab, self.tgt_vocab = config, src_vocab, tgt_vocab
+        c, policy = config, self.dtype_policy
+        self.src_embedding = layers.Embedding(src_vocab, c.emb_dim, name="src_embedding", dtype=policy)
+        self.tgt_embedding = layers.Embedding(tgt_vocab, c.emb_dim, name="tgt_embedding", dtype=policy)
+        self.encoder = BiRNNEncoder(c.cell, c.hidden, c.layers, c.dropout, name="encoder", dtype=policy)
+        self.memory_proj = layers.Dense(c.hidden, use_bias=False, name="memory_proj", dtype=policy)
+        self.bridges = [
+            layers.Dense(c.hidden, activation="tanh", name=f"bridge_{i}", dtype=policy)
+            for i in range(state_size(c.cell))
+        ]
+        self.decoder_rnns = [_rnn(c.cell, c.hidden, name=f"decoder_rnn_{i}", dtype=policy) for i in range(c.layers)]
+        self.attention = Attention(c.attention, c.hidden, name="attention", dtype=policy)
+        self.dropout = layers.Dropout(c.dropout)
+        # Logits stay float32 so the softmax and loss are exact under mixed bf16.
+        self.output_bias = self.add_weight(shape=(tgt_vocab,), initializer="zeros", name="output_bias")
+        self.output_proj = (
+            None
+            if c.tie_embeddings
+            else layers.Dense(tgt_vocab, use_bias=False, name="output_proj", dtype="float32")
+        )
+
+    def encode(self, src, training=False):
+        """src: (batch, src_len) ids -> memory (batch, src_len, hidden), keys, src_mask, decoder states."""
+        src_mask = ops.not_equal(src, PAD)
+        x = self.dropout(self.src_embedding(src), training=training)
+        outputs, final = self.encoder(x, mask=src_mask, training=training)
+        memory = self.memory_proj(outputs)
+        init = [bridge(state) for bridge, state in zip(self.bridges, final)]
+        states = init * self.config.layers
+        return memory, self.attention.precompute_keys(memory), src_mask, states
+
+    def decode(self, tgt_in, memory, keys, src_mask, states, training=False):
+        """tgt_in: (batch, tgt_len) ids -> logits (batch, tgt_len, tgt_vocab) float32, new states.
+
+        With tgt_len == 1 this is one incremental search step; the recurrent states carry the prefix.
+        """
+        n = state_size(self.config.cell)
+        x = self.dropout(self.tgt_embedding(tgt_in), training=training)
+        new_states = []
+        for i, rnn in enumerate(self.decoder_rnns):
+            out = rnn(x, initial_state=states[i * n : (i + 1) * n], training=training)
+            x, layer_states = out[0], list(out[1:])
+            new_states += layer_states
+            x = self.dropout(x, training=training) if i < len(self.decoder_rnns) - 1 else x
+        hidden = self.dropout(self.attention(x, memory, keys, src_mask), training=training)
+        return self.project(hidden), new_states
+
+    def project(self, hidden):
+        # hidden: (batch, tgt_len, hidden) -> logits (batch, tgt_len, tgt_vocab)
+        hidden = ops.cast(hidden, "float32")
+        if self.output_proj is None:
+            table = ops.cast(self.tgt_embedding.embeddings, "float32")
+            return ops.matmul(hidden, ops.transpose(table)) + ops.cast(self.output_bias, "float32")
+        return self.output_proj(hidden) + ops.cast(self.output_bias, "float32")
+
+    def call(self, inputs, training=False):
+        src, tgt_in = inputs
+        memory, keys, src_mask, states = self.encode(src, training=training)
+        logits, _ = self.decode(tgt_in, memory, keys, src_mask, states, training=training)
+        return logits
+
+    def get_config(self) -> dict:
+        return {"config": vars(self.config), "src_vocab": self.src_vocab, "tgt_vocab": self.tgt_vocab}
+
+
+def build_model(config: ModelConfig, src_vocab: int, tgt_vocab: int, precision: str = "float32") -> Seq2Seq:
+    """Build a Seq2Seq and create its variables, so weights can be loaded into it."""
+    model = Seq2Seq(config, src_vocab, tgt_vocab, dtype="mixed_bfloat16" if precision == "bf16" else "float32")
+    model((ops.ones((1, 2), dtype="int32"), ops.ones((1, 2), dtype="int32")))
+    return model
+
+
+def masked_loss(labels, logits, label_smoothing: float = 0.0):
+    """Token-level cross-entropy over non-pad labels, with optional label smoothing.
+
+    labels: (batch, tgt_len) ids; logits: (batch, tgt_len, vocab). Returns (mean loss, number of tokens).
+    """
+    log_probs = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
+    nll = -ops.squeeze(ops.take_along_axis(log_probs, ops.expand_dims(labels, -1), axis=-1), -1)
+    if label_smoothing:
+        nll = (1.0 - label_smoothing) * nll - label_smoothing * ops.mean(log_probs, axis=-1)
+    mask = ops.cast(ops.not_equal(labels, PAD), "float32")
+    tokens = ops.sum(mask)
+    return ops.sum(nll * mask) / ops.maximum(tokens, 1.0), tokens

@@ -1,0 +1,107 @@
+"""prepare(corpus, run_dir, config): read, clean, split, train tokenizers, and write a fresh run dir."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from s2s_cli.config import DataConfig, RunConfig
+from s2s_cli.corpus import CorpusStats, Pair, detect_lang, read_corpus, split_pairs
+from s2s_cli.errors import RunDirError
+from s2s_cli.rundir import RunDir, write_text_atomic
+from s2s_cli.tokenizers import Tokenizer, train_tokenizer
+from s2s_cli.evaluation import CJK_LANGS
+
+
+@dataclass(frozen=True)
+class PrepareResult:
+    config: RunConfig
+    stats: CorpusStats
+    split_sizes: dict[str, int]
+    too_long: int
+    src_vocab: int
+    tgt_vocab: int
+
+
+def prepare(
+    corpus: Path, tgt_file: Path | None, run_dir: Path, data: DataConfig, force: bool = False, strict: bool = False
+) -> PrepareResult:
+    """Write config.json, tokenizers/, data/ and manifest.json into `run_dir` (replacing it only with `force`)."""
+    if run_dir.exists() and any(run_dir.iterdir()) and not force:
+        raise RunDirError(f"{run_dir} already exists: pass --force to replace it, or choose another --run-dir.")
+    pairs, stats = read_corpus(corpus, tgt_file, strict=strict)
+    splits = split_pairs(pairs, data.valid_size, data.test_size, data.seed)
+    data = replace(
+        data,
+        src_lang=data.src_lang or detect_lang([s for s, _ in splits["train"]]),
+        tgt_lang=data.tgt_lang or detect_lang([t for _, t in splits["train"]]),
+    )
+    src_tok, tgt_tok = _train_tokenizers(data, splits["train"])
+    splits["train"], too_long = _drop_too_long(splits["train"], src_tok, tgt_tok, data.max_len)
+    if not splits["train"]:
+        raise RunDirError(f"every training pair is longer than --max-len {data.max_len} tokens: raise --max-len.")
+    config = RunConfig(data=data)
+
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = RunDir(tempfile.mkdtemp(prefix=f".{run_dir.name}.prepare-", dir=run_dir.parent))
+    try:
+        for split, split_pairs_ in splits.items():
+            for side, column in (("src", 0), ("tgt", 1)):
+                text = "".join(pair[column] + "\n" for pair in split_pairs_)
+                write_text_atomic(staging.split_path(split, side), text)
+        src_tok.save(staging.tokenizer_dir(), "src")
+        tgt_tok.save(staging.tokenizer_dir(), "tgt")
+        staging.save_config(config)
+        staging.write_manifest()
+        _swap_in(staging.path, run_dir)
+    finally:
+        shutil.rmtree(staging.path, ignore_errors=True)
+    return PrepareResult(
+        config=config,
+        stats=stats,
+        split_sizes={name: len(p) for name, p in splits.items()},
+        too_long=too_long,
+        src_vocab=src_tok.vocab_size,
+        tgt_vocab=tgt_tok.vocab_size,
+    )
+
+
+def _train_tokenizers(data: DataConfig, train: list[Pair]) -> tuple[Tokenizer, Tokenizer]:
+    src_texts, tgt_texts = [s for s, _ in train], [t for _, t in train]
+    kwargs = {"kind": data.tokenizer, "vocab_size": data.vocab_size, "model_type": data.spm_model_type}
+    if data.joint:
+        joint = train_tokenizer(texts=src_texts + tgt_texts, cjk=_is_cjk(data.src_lang, data.tgt_lang), **kwargs)
+        return joint, joint
+    return (
+        train_tokenizer(texts=src_texts, cjk=_is_cjk(data.src_lang), **kwargs),
+        train_tokenizer(texts=tgt_texts, cjk=_is_cjk(data.tgt_lang), **kwargs),
+    )
+
+
+def _is_cjk(*langs: str | None) -> bool:
+    return any(lang in CJK_LANGS for lang in langs)
+
+
+def _drop_too_long(pairs: list[Pair], src_tok: Tokenizer, tgt_tok: Tokenizer, max_len: int) -> tuple[list[Pair], int]:
+    """Training pairs with either side over `max_len` tokens are dropped (valid/test are kept whole)."""
+    src_ids = src_tok.encode([s for s, _ in pairs])
+    tgt_ids = tgt_tok.encode([t for _, t in pairs])
+    kept = [p for p, s, t in zip(pairs, src_ids, tgt_ids) if len(s) <= max_len and len(t) <= max_len]
+    return kept, len(pairs) - len(kept)
+
+
+def _swap_in(staging: Path, run_dir: Path) -> None:
+    """Replace `run_dir` by the fully written `staging` dir; the old one is removed only after the rename."""
+    if not run_dir.exists():
+        staging.rename(run_dir)
+        return
+    backup = run_dir.with_name(f".{run_dir.name}.old-{staging.name.rsplit('-', 1)[-1]}")
+    run_dir.rename(backup)
+    try:
+        staging.rename(run_dir)
+    except OSError:
+        backup.rename(run_dir)
+        raise
+    shutil.rmtree(backup, ignore_errors=True)

@@ -1,0 +1,99 @@
+"""Load a trained run dir and translate sentences in length-sorted batches, returned in input order."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from s2s_cli.config import RunConfig
+from s2s_cli.errors import RunDirError
+from s2s_cli.model import Seq2Seq, build_model
+from s2s_cli.rundir import RunDir
+from s2s_cli.search import StepDecoder, beam_search, greedy_search, max_output_lengths
+from s2s_cli.tokenizers import Tokenizer, load_tokenizer
+
+
+@dataclass(frozen=True)
+class Translation:
+    text: str
+    score: float
+
+
+def pad_batch(seqs: Sequence[Sequence[int]]) -> np.ndarray:
+    """Right-pad id sequences with <pad>=0 into (batch, max_len); empty sequences get one pad column."""
+    out = np.zeros((len(seqs), max(1, max(len(s) for s in seqs))), np.int32)
+    for i, seq in enumerate(seqs):
+        out[i, : len(seq)] = seq
+    return out
+
+
+class Translator:
+    """A model with its tokenizers; `translate` takes and returns plain text."""
+
+    def __init__(self, config: RunConfig, model: Seq2Seq, src_tok: Tokenizer, tgt_tok: Tokenizer) -> None:
+        self.config, self.model, self.src_tok, self.tgt_tok = config, model, src_tok, tgt_tok
+        self.decoder = StepDecoder(model)
+        self.truncated = 0  # how many inputs were cut to the model's maximum source length
+
+    @classmethod
+    def from_run_dir(cls, path: Path | str | RunDir, weights: Path | None = None) -> Translator:
+        run = path if isinstance(path, RunDir) else RunDir(path)
+        run.require_weights()
+        run.verify_manifest()
+        config = run.load_config()
+        src_tok, tgt_tok = load_tokenizers(run, config)
+        model = build_model(config.model, src_tok.vocab_size, tgt_tok.vocab_size, config.train.precision)
+        load_weights(model, weights or run.weights_path)
+        return cls(config, model, src_tok, tgt_tok)
+
+    def translate(
+        self,
+        texts: Sequence[str],
+        beam: int = 5,
+        n_best: int = 1,
+        alpha: float = 0.6,
+        batch_size: int = 64,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> list[list[Translation]]:
+        """Translate each text; returns `n_best` translations per text (one empty one for an empty text)."""
+        results: list[list[Translation]] = [[Translation("", 0.0)] for _ in texts]
+        encoded = self.encode_sources(texts)
+        todo = sorted((i for i, ids in enumerate(encoded) if ids), key=lambda i: len(encoded[i]))
+        for start in range(0, len(todo), batch_size):
+            index = todo[start : start + batch_size]
+            src = pad_batch([encoded[i] for i in index])
+            max_lengths = max_output_lengths((src != 0).sum(1), cap=self.config.data.max_len * 2)
+            if beam == 1 and n_best == 1:
+                hyps = [[h] for h in greedy_search(self.decoder, src, max_lengths)]
+            else:
+                hyps = beam_search(self.decoder, src, max_lengths, beam=beam, alpha=alpha, n_best=n_best)
+            for i, nbest in zip(index, hyps):
+                results[i] = [Translation(self.tgt_tok.decode(h.ids), h.score) for h in nbest]
+            if on_batch:
+                on_batch(len(index))
+        return results
+
+    def encode_sources(self, texts: Sequence[str]) -> list[list[int]]:
+        """Tokenize sources, cutting any longer than the model's maximum source length."""
+        max_len = self.config.data.max_len
+        encoded = self.src_tok.encode([" ".join(t.split()) for t in texts])
+        self.truncated = sum(len(ids) > max_len for ids in encoded)
+        return [ids[:max_len] for ids in encoded]
+
+
+def load_tokenizers(run: RunDir, config: RunConfig) -> tuple[Tokenizer, Tokenizer]:
+    kind = config.data.tokenizer
+    return load_tokenizer(run.tokenizer_dir(), "src", kind), load_tokenizer(run.tokenizer_dir(), "tgt", kind)
+
+
+def load_weights(model: Seq2Seq, path: Path) -> None:
+    try:
+        model.load_weights(str(path))
+    except (ValueError, OSError, KeyError) as err:
+        raise RunDirError(
+            f"{path} does not fit the model described by config.json ({str(err).splitlines()[0]}): "
+            "the weights and config/tokenizers come from different runs; retrain with `s2s train`."
+        ) from None

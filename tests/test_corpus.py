@@ -1,0 +1,94 @@
+from pathlib import Path
+
+import pytest
+
+from s2s_cli.corpus import detect_lang, normalize, read_corpus, read_lines, resolve_size, split_pairs
+from s2s_cli.errors import DataError
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def test_tsv_crlf_bom_extra_columns_and_tabs(tmp_path):
+    corpus = write(
+        tmp_path / "c.tsv",
+        "\ufeffHello, world.\t你好，世界。\r\nGo.\tGeh.\tCC-BY 2.0 (France) Attribution: tatoeba.org\r\n".encode(),
+    )
+    pairs, stats = read_corpus(corpus)
+    assert pairs == [("Hello, world.", "你好，世界。"), ("Go.", "Geh.")]
+    assert stats.read == 2 and stats.kept == 2 and stats.extra_columns == 1
+
+
+def test_drops_are_counted_with_line_numbers(tmp_path):
+    corpus = write(
+        tmp_path / "c.tsv",
+        b"a\tb\n\n   \t x\nonly one column\na\tb\nbad \xff\tbyte\nc\td\n",
+    )
+    pairs, stats = read_corpus(corpus)
+    assert pairs == [("a", "b"), ("c", "d")]
+    assert stats.dropped == {"blank line": 1, "empty side": 1, "one column": 1, "duplicate": 1, "invalid UTF-8": 1}
+    assert stats.examples["duplicate"] == [5] and stats.examples["invalid UTF-8"] == [6]
+
+
+def test_strict_names_the_line(tmp_path):
+    corpus = write(tmp_path / "c.tsv", b"a\tb\nonly one column\n")
+    with pytest.raises(DataError, match=r"c.tsv:2: one column"):
+        read_corpus(corpus, strict=True)
+
+
+def test_normalize_nfc_nul_and_whitespace():
+    decomposed = "Cafe\u0301"
+    assert normalize(f"  {decomposed}\x00\t  au\tlait ") == "Caf\u00e9 au lait"
+
+
+def test_parallel_files_and_count_mismatch(tmp_path):
+    src = write(tmp_path / "train.en", b"one\ntwo\n")
+    tgt = write(tmp_path / "train.de", b"eins\nzwei\n")
+    assert read_corpus(src, tgt)[0] == [("one", "eins"), ("two", "zwei")]
+    short = write(tmp_path / "short.de", b"eins\n")
+    with pytest.raises(DataError, match="has 2 lines but .* has 1"):
+        read_corpus(src, short)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p / "missing.tsv", "no such file"),
+        (lambda p: p, "is a directory"),
+        (lambda p: write(p / "empty.tsv", b""), "is empty"),
+        (lambda p: write(p / "blank.tsv", b"\n\n \t \n"), "no usable pairs .* read 3 lines"),
+    ],
+)
+def test_unusable_corpus_is_a_clear_error(tmp_path, make, message):
+    with pytest.raises(DataError, match=message):
+        read_corpus(make(tmp_path))
+
+
+def test_split_is_deterministic_and_disjoint():
+    pairs = [(str(i), str(i)) for i in range(100)]
+    a = split_pairs(pairs, 0.1, 5, seed=3)
+    assert a == split_pairs(pairs, 0.1, 5, seed=3)
+    assert a != split_pairs(pairs, 0.1, 5, seed=4)
+    assert [len(a[k]) for k in ("train", "valid", "test")] == [85, 10, 5]
+    assert sorted(p for split in a.values() for p in split) == sorted(pairs)
+    with pytest.raises(DataError, match="leave no training pairs"):
+        split_pairs(pairs, 60, 40, seed=1)
+
+
+def test_resolve_size():
+    assert resolve_size(0.05, 4000) == 200
+    assert resolve_size(7, 4000) == 7
+
+
+def test_detect_lang():
+    assert detect_lang(["你好，世界。", "我喜欢猫。"]) == "zh"
+    assert detect_lang(["こんにちは世界"]) == "ja"
+    assert detect_lang(["안녕하세요"]) == "ko"
+    assert detect_lang(["Hello, world."]) is None
+
+
+def test_read_lines_rejects_invalid_utf8(tmp_path):
+    with pytest.raises(DataError, match=r"bad.txt:2: invalid UTF-8"):
+        read_lines(write(tmp_path / "bad.txt", b"ok\n\xff\n"))

@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+
+from s2s_cli.config import ModelConfig
+from s2s_cli.model import build_model
+from s2s_cli.search import StepDecoder, beam_search, greedy_search, length_penalty, max_output_lengths
+
+SRC = np.array([[5, 6, 7, 8, 9], [10, 11, 0, 0, 0], [12, 13, 14, 0, 0]], np.int32)
+
+
+@pytest.fixture(scope="module")
+def decoder():
+    # Untrained but seeded: outputs are arbitrary yet deterministic, which is all search needs.
+    import keras
+
+    keras.utils.set_random_seed(3)
+    return StepDecoder(build_model(ModelConfig(emb_dim=12, hidden=12, dropout=0.0), 30, 20))
+
+
+def test_beam_one_equals_greedy(decoder):
+    max_len = max_output_lengths((SRC != 0).sum(1))
+    greedy = greedy_search(decoder, SRC, max_len)
+    beam = beam_search(decoder, SRC, max_len, beam=1, alpha=0.0)
+    assert [h.ids for h in greedy] == [b[0].ids for b in beam]
+
+
+def test_batched_beam_equals_one_sentence_at_a_time(decoder):
+    max_len = max_output_lengths((SRC != 0).sum(1))
+    batched = beam_search(decoder, SRC, max_len, beam=4, n_best=2)
+    for i in range(len(SRC)):
+        row = SRC[i : i + 1, : max(1, int((SRC[i] != 0).sum()))]
+        single = beam_search(decoder, row, max_len[i : i + 1], beam=4, n_best=2)[0]
+        assert [h.ids for h in single] == [h.ids for h in batched[i]]
+        assert [h.score for h in single] == pytest.approx([h.score for h in batched[i]], abs=1e-4)
+
+
+def test_n_best_distinct_and_sorted(decoder):
+    max_len = max_output_lengths((SRC != 0).sum(1))
+    for hyps in beam_search(decoder, SRC, max_len, beam=5, n_best=5):
+        assert len(hyps) == 5
+        assert len({tuple(h.ids) for h in hyps}) == 5
+        assert [h.score for h in hyps] == sorted((h.score for h in hyps), reverse=True)
+
+
+def test_outputs_respect_max_length(decoder):
+    max_len = np.array([3, 1, 2])
+    for hyp, limit in zip(greedy_search(decoder, SRC, max_len), max_len):
+        assert len(hyp.ids) <= limit
+    for hyps, limit in zip(beam_search(decoder, SRC, max_len, beam=3), max_len):
+        assert len(hyps[0].ids) <= limit
+
+
+def test_length_penalty():
+    assert length_penalty(1, 0.0) == 1.0
+    assert length_penalty(7, 1.0) == pytest.approx(2.0)
+    assert list(max_output_lengths(np.array([0, 10]))) == [10, 25]
