@@ -90,7 +90,9 @@ def prepare(
     tgt_file: Annotated[Optional[Path], typer.Argument(help="The target file, line-aligned with CORPUS.")] = None,
     run_dir: RunDirOpt = DEFAULT_RUN_DIR,
     src_lang: Annotated[Optional[str], typer.Option(help="Source language code (detected if omitted).")] = None,
-    tgt_lang: Annotated[Optional[str], typer.Option(help="Target language code, e.g. zh (detected if omitted).")] = None,
+    tgt_lang: Annotated[
+        Optional[str], typer.Option(help="Target language code, e.g. zh (detected if omitted).")
+    ] = None,
     tokenizer: Annotated[str, typer.Option(help="spm (SentencePiece), char or word.")] = "spm",
     spm_model_type: Annotated[str, typer.Option(help="SentencePiece model: unigram or bpe.")] = "unigram",
     vocab_size: Annotated[int, typer.Option(help="Vocabulary size per side (a small corpus gets fewer).")] = 8000,
@@ -108,30 +110,50 @@ def prepare(
     from s2s_cli.preparation import prepare as run_prepare
 
     data = DataConfig(
-        src_lang=src_lang, tgt_lang=tgt_lang, tokenizer=tokenizer, spm_model_type=spm_model_type,
-        vocab_size=vocab_size, joint=joint, max_len=max_len, valid_size=_split_size(valid_size),
-        test_size=_split_size(test_size), seed=seed,
+        src_lang=src_lang,
+        tgt_lang=tgt_lang,
+        tokenizer=tokenizer,
+        spm_model_type=spm_model_type,
+        vocab_size=vocab_size,
+        joint=joint,
+        max_len=max_len,
+        valid_size=_split_size(valid_size),
+        test_size=_split_size(test_size),
+        seed=seed,
     )
     result = run_prepare(corpus, tgt_file, run_dir, data, force=force, strict=strict)
     stats = result.stats
     rows = [("pairs read", stats.read), ("pairs kept", stats.kept)]
-    rows += [(f"dropped: {reason}", f"{n} (e.g. line {', '.join(map(str, stats.examples[reason]))})")
-             for reason, n in stats.dropped.most_common()]
+    rows += [
+        (f"dropped: {reason}", f"{n} (e.g. line {', '.join(map(str, stats.examples[reason]))})")
+        for reason, n in stats.dropped.most_common()
+    ]
     if stats.extra_columns:
         rows.append(("lines with extra columns (ignored)", stats.extra_columns))
     rows.append((f"dropped: longer than {max_len} tokens (train)", result.too_long))
     rows += [(f"{name} pairs", n) for name, n in result.split_sizes.items()]
     cfg = result.config.data
-    rows += [("languages", f"{cfg.src_lang or '?'} -> {cfg.tgt_lang or '?'}"),
-             ("vocabulary (src / tgt)", f"{result.src_vocab} / {result.tgt_vocab}")]
+    rows += [
+        ("languages", f"{cfg.src_lang or '?'} -> {cfg.tgt_lang or '?'}"),
+        ("vocabulary (src / tgt)", f"{result.src_vocab} / {result.tgt_vocab}"),
+    ]
     console.stderr().print(console.table(f"prepared {run_dir}", rows))
     if json_out:
-        console.print_json({
-            "run_dir": str(run_dir), "read": stats.read, "kept": stats.kept, "dropped": dict(stats.dropped),
-            "extra_columns": stats.extra_columns, "too_long": result.too_long, "splits": result.split_sizes,
-            "src_lang": cfg.src_lang, "tgt_lang": cfg.tgt_lang,
-            "src_vocab": result.src_vocab, "tgt_vocab": result.tgt_vocab,
-        })
+        console.print_json(
+            {
+                "run_dir": str(run_dir),
+                "read": stats.read,
+                "kept": stats.kept,
+                "dropped": dict(stats.dropped),
+                "extra_columns": stats.extra_columns,
+                "too_long": result.too_long,
+                "splits": result.split_sizes,
+                "src_lang": cfg.src_lang,
+                "tgt_lang": cfg.tgt_lang,
+                "src_vocab": result.src_vocab,
+                "tgt_vocab": result.tgt_vocab,
+            }
+        )
     else:
         console.info(f"next: s2s train --run-dir {run_dir}")
 
@@ -142,7 +164,9 @@ def train(
     run_dir: RunDirOpt = DEFAULT_RUN_DIR,
     epochs: Annotated[Optional[int], typer.Option(help="Epochs to train (default 30).")] = None,
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many optimizer steps in total.")] = None,
-    batch_tokens: Annotated[Optional[int], typer.Option(help="Tokens per batch, padding included (default 4096).")] = None,
+    batch_tokens: Annotated[
+        Optional[int], typer.Option(help="Tokens per batch, padding included (default 1024).")
+    ] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Sentences per batch instead of --batch-tokens.")] = None,
     arch: Annotated[Optional[str], typer.Option(help="Architecture: rnn.")] = None,
     cell: Annotated[Optional[str], typer.Option(help="Recurrent cell: lstm or gru.")] = None,
@@ -152,11 +176,13 @@ def train(
     dropout: Annotated[Optional[float], typer.Option(help="Dropout rate (default 0.2).")] = None,
     attention: Annotated[Optional[str], typer.Option(help="general, dot (Luong) or bahdanau (additive).")] = None,
     tie_embeddings: Annotated[Optional[bool], typer.Option(help="Share target embedding and output matrix.")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (default 2e-3).")] = None,
-    warmup: Annotated[Optional[int], typer.Option(help="Warm-up steps, then inverse-sqrt decay (default 200).")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (default 3e-3).")] = None,
+    warmup: Annotated[Optional[int], typer.Option(help="Warm-up steps, then inverse-sqrt decay (default 100).")] = None,
     clip_norm: Annotated[Optional[float], typer.Option(help="Global gradient-norm clip; 0 disables.")] = None,
     label_smoothing: Annotated[Optional[float], typer.Option(help="Label smoothing (default 0.1).")] = None,
-    patience: Annotated[Optional[int], typer.Option(help="Stop after N validations without improvement; 0 never.")] = None,
+    patience: Annotated[
+        Optional[int], typer.Option(help="Stop after N validations without improvement; 0 never.")
+    ] = None,
     select: Annotated[Optional[str], typer.Option(help="Keep the best weights by bleu or loss.")] = None,
     valid_beam: Annotated[Optional[int], typer.Option(help="Beam for validation decoding (default 1).")] = None,
     precision: Annotated[Optional[str], typer.Option(help="float32 or bf16 (mixed bfloat16).")] = None,
@@ -173,8 +199,22 @@ def train(
 
     given = {k: v for k, v in locals().items() if v is not None}
     model_keys = ("arch", "cell", "emb_dim", "hidden", "layers", "dropout", "attention", "tie_embeddings")
-    train_keys = ("epochs", "max_steps", "batch_tokens", "batch_size", "lr", "warmup", "clip_norm",
-                  "label_smoothing", "patience", "select", "valid_beam", "precision", "keep", "seed")
+    train_keys = (
+        "epochs",
+        "max_steps",
+        "batch_tokens",
+        "batch_size",
+        "lr",
+        "warmup",
+        "clip_norm",
+        "label_smoothing",
+        "patience",
+        "select",
+        "valid_beam",
+        "precision",
+        "keep",
+        "seed",
+    )
     run = RunDir(run_dir)
     config = plan_config(
         run,
@@ -201,7 +241,9 @@ def evaluate(
     run_dir: RunDirOpt = DEFAULT_RUN_DIR,
     src: Annotated[Optional[Path], typer.Option(help="Source file to translate (default: the test split).")] = None,
     ref: Annotated[Optional[Path], typer.Option(help="Reference translations, line-aligned with --src.")] = None,
-    hyp: Annotated[Optional[Path], typer.Option(help="Score this hypothesis file instead of translating --src.")] = None,
+    hyp: Annotated[
+        Optional[Path], typer.Option(help="Score this hypothesis file instead of translating --src.")
+    ] = None,
     output: Annotated[Optional[Path], typer.Option(help="Write the hypotheses to this file.")] = None,
     beam: BeamOpt = 5,
     length_penalty: LengthPenaltyOpt = 0.6,
@@ -232,8 +274,12 @@ def evaluate(
         console.print_json({**scores.to_dict(), "beam": beam, "tgt_lang": config.data.tgt_lang})
         return
     out = console.stdout()
-    out.print(console.table(f"{scores.sentences} sentences, beam {beam}", [
-        ("BLEU", f"{scores.bleu:.2f}"), ("chrF", f"{scores.chrf:.2f}"), ("TER", f"{scores.ter:.2f}")]))
+    out.print(
+        console.table(
+            f"{scores.sentences} sentences, beam {beam}",
+            [("BLEU", f"{scores.bleu:.2f}"), ("chrF", f"{scores.chrf:.2f}"), ("TER", f"{scores.ter:.2f}")],
+        )
+    )
     for name, signature in scores.signature.items():
         out.print(f"{name}: {signature}")
 
@@ -266,8 +312,9 @@ def translate(
     for chunk in _chunks(sources, 512):
         results = translator.translate(chunk, beam=beam, n_best=n_best, alpha=length_penalty, batch_size=batch_size)
         if translator.truncated:
-            console.warn(f"{translator.truncated} input(s) longer than {translator.config.data.max_len} tokens "
-                         "were truncated.")
+            console.warn(
+                f"{translator.truncated} input(s) longer than {translator.config.data.max_len} tokens were truncated."
+            )
         for source, nbest in zip(chunk, results):
             if json_out:
                 console.print_json({"source": source, "translations": [vars(t) for t in nbest]})
@@ -287,7 +334,7 @@ def _sources(texts: list[str], input_file: Path | None) -> Iterator[str]:
     if texts == ["-"]:
         return (line.rstrip("\r\n") for line in sys.stdin)
     if not texts:
-        raise typer.BadParameter('nothing to translate: give sentences, `-` for stdin, or --input FILE.')
+        raise typer.BadParameter("nothing to translate: give sentences, `-` for stdin, or --input FILE.")
     return iter(texts)
 
 

@@ -71,10 +71,10 @@ class TrainConfig:
 
     epochs: int = 30
     max_steps: int = 0
-    batch_tokens: int = 4096
+    batch_tokens: int = 1024
     batch_size: int = 0
-    lr: float = 2e-3
-    warmup: int = 200
+    lr: float = 3e-3
+    warmup: int = 100
     clip_norm: float = 1.0
     label_smoothing: float = 0.1
     patience: int = 5

@@ -10,7 +10,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 
@@ -100,8 +107,9 @@ class TrainBar:
     def on_start(self, steps_per_epoch: int, epochs: int, step: int, epoch: int) -> None:
         total = steps_per_epoch * epochs
         total = min(total, self.max_steps) if self.max_steps else total
-        self.task = self.progress.add_task("train", total=total, completed=step, epoch=epoch + 1, loss=0.0, tps=0.0,
-                                           lr=0.0)
+        self.task = self.progress.add_task(
+            "train", total=total, completed=step, epoch=epoch + 1, loss=0.0, tps=0.0, lr=0.0
+        )
 
     def on_step(self, step: int, epoch: int, loss: float, tokens_per_sec: float, lr: float) -> None:
         self.progress.update(self.task, completed=step, epoch=epoch + 1, loss=loss, tps=tokens_per_sec, lr=lr)

@@ -100,9 +100,7 @@ def _read_parallel(src_path: Path, tgt_path: Path, stats: CorpusStats, strict: b
             n_src, n_tgt = (line_no - 1, None) if src_raw is None else (None, line_no - 1)
             n_src = n_src if n_src is not None else sum(1 for _ in _raw_lines(src_path))
             n_tgt = n_tgt if n_tgt is not None else sum(1 for _ in _raw_lines(tgt_path))
-            raise DataError(
-                f"{src_path} has {n_src} lines but {tgt_path} has {n_tgt}: the files must be line-aligned."
-            )
+            raise DataError(f"{src_path} has {n_src} lines but {tgt_path} has {n_tgt}: the files must be line-aligned.")
         stats.read += 1
         src = _decode(src_raw, src_path, line_no, stats, strict)
         tgt = _decode(tgt_raw, tgt_path, line_no, stats, strict) if src is not None else None

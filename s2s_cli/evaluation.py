@@ -50,15 +50,23 @@ def score(hyps: Sequence[str], refs: Sequence[str], lang: str | None = None) -> 
         raise DataError(f"{len(hyps)} hypotheses but {len(refs)} references: give line-aligned files.")
     if not hyps:
         raise DataError("nothing to score: the test set is empty.")
-    bleu, chrf, ter = BLEU(tokenize=bleu_tokenizer(lang)), CHRF(), TER(asian_support=lang in CJK_LANGS)
-    refs_list = [list(refs)]
-    results = {name: metric.corpus_score(list(hyps), refs_list) for name, metric in
-               (("bleu", bleu), ("chrf", chrf), ("ter", ter))}
-    return Scores(
-        bleu=round(results["bleu"].score, 2),
-        chrf=round(results["chrf"].score, 2),
-        ter=round(results["ter"].score, 2),
-        signature={"bleu": str(bleu.get_signature()), "chrf": str(chrf.get_signature()),
-                   "ter": str(ter.get_signature())},
+    tokenize = bleu_tokenizer(lang)
+    bleu, chrf, ter = BLEU(tokenize=tokenize), CHRF(), TER(asian_support=lang in CJK_LANGS)
+    ter_hyps, ter_refs, pretok = list(hyps), list(refs), ""
+    if lang in CJK_LANGS:
+        # TER splits on spaces only (asian_support does not split unspaced Chinese), so give it the same
+        # segmentation BLEU uses; the signature records it.
+        ter_hyps, ter_refs = [bleu.tokenizer(h) for h in hyps], [bleu.tokenizer(r) for r in refs]
+        pretok = f"|pretok:{tokenize}"
+    scores = Scores(
+        bleu=round(bleu.corpus_score(list(hyps), [list(refs)]).score, 2),
+        chrf=round(chrf.corpus_score(list(hyps), [list(refs)]).score, 2),
+        ter=round(ter.corpus_score(ter_hyps, [ter_refs]).score, 2),
+        signature={},
         sentences=len(hyps),
     )
+    # sacreBLEU's signatures are only complete once a metric has scored something.
+    scores.signature.update(
+        bleu=str(bleu.get_signature()), chrf=str(chrf.get_signature()), ter=f"{ter.get_signature()}{pretok}"
+    )
+    return scores

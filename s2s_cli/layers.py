@@ -69,7 +69,9 @@ class Attention(layers.Layer):
         self.kind, self.units = kind, units
         policy = self.dtype_policy
         self.key_proj = None if kind == "dot" else layers.Dense(units, use_bias=False, name="key", dtype=policy)
-        self.query_proj = layers.Dense(units, use_bias=False, name="query", dtype=policy) if kind == "bahdanau" else None
+        self.query_proj = (
+            layers.Dense(units, use_bias=False, name="query", dtype=policy) if kind == "bahdanau" else None
+        )
         self.energy = layers.Dense(1, use_bias=False, name="energy", dtype=policy) if kind == "bahdanau" else None
         self.combine = layers.Dense(units, activation="tanh", use_bias=False, name="combine", dtype=policy)
 

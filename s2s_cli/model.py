@@ -35,9 +35,7 @@ class Seq2Seq(keras.Model):
         # Logits stay float32 so the softmax and loss are exact under mixed bf16.
         self.output_bias = self.add_weight(shape=(tgt_vocab,), initializer="zeros", name="output_bias")
         self.output_proj = (
-            None
-            if c.tie_embeddings
-            else layers.Dense(tgt_vocab, use_bias=False, name="output_proj", dtype="float32")
+            None if c.tie_embeddings else layers.Dense(tgt_vocab, use_bias=False, name="output_proj", dtype="float32")
         )
 
     def encode(self, src, training=False):

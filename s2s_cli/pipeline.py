@@ -29,7 +29,12 @@ class EncodedPairs:
 
 
 def make_batches(
-    pairs: EncodedPairs, batch_tokens: int, batch_size: int = 0, seed: int = 0, epoch: int = 0, shuffle: bool = True
+    pairs: EncodedPairs,
+    batch_tokens: int,
+    batch_size: int = 0,
+    seed: int = 0,
+    epoch: int = 0,
+    shuffle: bool = True,
 ) -> list[np.ndarray]:
     """Group sentence indices into batches of similar length; batch order shuffled by (seed, epoch).
 

@@ -10,9 +10,9 @@ from pathlib import Path
 from s2s_cli.config import DataConfig, RunConfig
 from s2s_cli.corpus import CorpusStats, Pair, detect_lang, read_corpus, split_pairs
 from s2s_cli.errors import RunDirError
+from s2s_cli.evaluation import CJK_LANGS
 from s2s_cli.rundir import RunDir, write_text_atomic
 from s2s_cli.tokenizers import Tokenizer, train_tokenizer
-from s2s_cli.evaluation import CJK_LANGS
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,12 @@ class PrepareResult:
 
 
 def prepare(
-    corpus: Path, tgt_file: Path | None, run_dir: Path, data: DataConfig, force: bool = False, strict: bool = False
+    corpus: Path,
+    tgt_file: Path | None,
+    run_dir: Path,
+    data: DataConfig,
+    force: bool = False,
+    strict: bool = False,
 ) -> PrepareResult:
     """Write config.json, tokenizers/, data/ and manifest.json into `run_dir` (replacing it only with `force`)."""
     if run_dir.exists() and any(run_dir.iterdir()) and not force:

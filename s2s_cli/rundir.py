@@ -171,7 +171,9 @@ class RunDir:
         for rel, digest in manifest.get("files", {}).items():
             path = self.path / rel
             if not path.is_file():
-                raise RunDirError(f"{path} is listed in {MANIFEST} but missing: restore it or re-run the command that wrote it.")
+                raise RunDirError(
+                    f"{path} is listed in {MANIFEST} but missing: restore it or re-run the command that wrote it."
+                )
             if sha256(path) != digest:
                 raise RunDirError(
                     f"{path} differs from the file recorded in {MANIFEST} (e.g. a tokenizer from another run): "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -155,7 +154,8 @@ def join_words(words: Sequence[str]) -> str:
     for word in words:
         if out and not (
             (is_cjk(out[-1]) and is_cjk(word[0]))
-            or is_cjk(word[0]) and not word[0].isalnum()  # CJK punctuation
+            or is_cjk(word[0])
+            and not word[0].isalnum()  # CJK punctuation
             or word in _NO_SPACE_BEFORE
             or out[-1] in _NO_SPACE_AFTER
         ):

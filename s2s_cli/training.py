@@ -161,9 +161,7 @@ class Trainer:
         self.valid_text = self._read("valid")
         if not len(self.train_data):
             raise TrainingError(f"{run.split_path('train', 'src')} is empty: re-run `s2s prepare` on a larger corpus.")
-        self.model: Seq2Seq = build_model(
-            config.model, self.src_tok.vocab_size, self.tgt_tok.vocab_size, tc.precision
-        )
+        self.model: Seq2Seq = build_model(config.model, self.src_tok.vocab_size, self.tgt_tok.vocab_size, tc.precision)
         self.optimizer = keras.optimizers.Adam(
             learning_rate=WarmupInverseSqrt(tc.lr, tc.warmup), global_clipnorm=tc.clip_norm or None
         )
@@ -173,12 +171,20 @@ class Trainer:
         self.eval_step = tf.function(self._eval_step, input_signature=[spec, spec, spec])
         self.translator = Translator(config, self.model, self.src_tok, self.tgt_tok)
         self.state: dict[str, Any] = {
-            "step": 0, "epoch": 0, "batch": 0, "best_score": None, "best_step": 0, "bad_validations": 0,
-            "train_seconds": 0.0, "train_tokens": 0,
+            "step": 0,
+            "epoch": 0,
+            "batch": 0,
+            "best_score": None,
+            "best_step": 0,
+            "bad_validations": 0,
+            "train_seconds": 0.0,
+            "train_tokens": 0,
         }
 
     def _read(self, split: str) -> tuple[list[str], list[str]]:
-        src, tgt = (self.run.split_path(split, side).read_text(encoding="utf-8").splitlines() for side in ("src", "tgt"))
+        src, tgt = (
+            self.run.split_path(split, side).read_text(encoding="utf-8").splitlines() for side in ("src", "tgt")
+        )
         return src, tgt
 
     def _encode(self, split: str) -> EncodedPairs:
@@ -303,9 +309,14 @@ class Trainer:
         hyps = [t[0].text for t in self.translator.translate(src_text, beam=tc.valid_beam)]
         scores = evaluation.score(hyps, ref_text, self.config.data.tgt_lang)
         record = {
-            "step": state["step"], "epoch": state["epoch"], "train_loss": round(train_loss, 4),
-            "valid_loss": round(valid_loss, 4), "ppl": round(math.exp(min(valid_loss, 50.0)), 2),
-            "bleu": scores.bleu, "chrf": scores.chrf, "tgt_tokens_per_sec": round(self._tokens_per_sec(), 1),
+            "step": state["step"],
+            "epoch": state["epoch"],
+            "train_loss": round(train_loss, 4),
+            "valid_loss": round(valid_loss, 4),
+            "ppl": round(math.exp(min(valid_loss, 50.0)), 2),
+            "bleu": scores.bleu,
+            "chrf": scores.chrf,
+            "tgt_tokens_per_sec": round(self._tokens_per_sec(), 1),
         }
         score = scores.bleu if tc.select == "bleu" else -valid_loss
         if state["best_score"] is None or score > state["best_score"]:
@@ -330,9 +341,7 @@ class Trainer:
         checkpoints.save_checkpoint(self.run, self.model, self.optimizer, self.state, self.config.train.keep)
 
 
-def plan_config(
-    run: RunDir, model: dict[str, Any], train: dict[str, Any], resume: bool, force: bool
-) -> RunConfig:
+def plan_config(run: RunDir, model: dict[str, Any], train: dict[str, Any], resume: bool, force: bool) -> RunConfig:
     """The config a `train` call runs with: saved + overrides when resuming, defaults + overrides when fresh."""
     saved = run.load_config()
     if resume:

@@ -53,5 +53,13 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, prepared_run: RunDir) 
     return run
 
 
-__all__ = ["SAMPLE", "TINY_MODEL", "TINY_TRAIN", "tiny_config", "write_sample", "DataConfig", "ModelConfig",
-           "TrainConfig"]
+__all__ = [
+    "SAMPLE",
+    "TINY_MODEL",
+    "TINY_TRAIN",
+    "tiny_config",
+    "write_sample",
+    "DataConfig",
+    "ModelConfig",
+    "TrainConfig",
+]

@@ -28,7 +28,13 @@ def test_drops_are_counted_with_line_numbers(tmp_path):
     )
     pairs, stats = read_corpus(corpus)
     assert pairs == [("a", "b"), ("c", "d")]
-    assert stats.dropped == {"blank line": 1, "empty side": 1, "one column": 1, "duplicate": 1, "invalid UTF-8": 1}
+    assert stats.dropped == {
+        "blank line": 1,
+        "empty side": 1,
+        "one column": 1,
+        "duplicate": 1,
+        "invalid UTF-8": 1,
+    }
     assert stats.examples["duplicate"] == [5] and stats.examples["invalid UTF-8"] == [6]
 
 

@@ -59,7 +59,9 @@ def test_step_by_step_logits_equal_teacher_forced_logits(cell):
     for t in range(TGT_IN.shape[1]):
         log_probs, states = decoder.step(TGT_IN[:, t], memory, keys, mask, states)
         logits = full[:, t, 4:]  # search masks <pad>, <s>; compare the real tokens' distribution
-        expected = logits - np.log(np.exp(full[:, t, [1, 3]]).sum(-1, keepdims=True) + np.exp(logits).sum(-1, keepdims=True))
+        expected = logits - np.log(
+            np.exp(full[:, t, [1, 3]]).sum(-1, keepdims=True) + np.exp(logits).sum(-1, keepdims=True)
+        )
         np.testing.assert_allclose(log_probs.numpy()[:, 4:], expected, atol=1e-4)
 
 

@@ -1,0 +1,154 @@
+"""End to end through the Typer app: prepare -> train -> evaluate -> translate, reloading from the run dir."""
+
+import json
+
+import pytest
+from conftest import TINY_MODEL, write_sample
+from typer.testing import CliRunner
+
+from s2s_cli.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args: str, input: str | None = None):
+    return runner.invoke(app, [str(a) for a in args], input=input)
+
+
+def options(values: dict) -> list[str]:
+    return [part for key, value in values.items() for part in (f"--{key.replace('_', '-')}", str(value))]
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    corpus = write_sample(root / "corpus.tsv", 300)
+    run_dir = root / "runs" / "demo run"
+    result = invoke(
+        "prepare",
+        corpus,
+        "--run-dir",
+        run_dir,
+        "--tokenizer",
+        "char",
+        "--valid-size",
+        "20",
+        "--test-size",
+        "20",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["splits"] == {"train": 260, "valid": 20, "test": 20} and summary["tgt_lang"] == "zh"
+    result = invoke(
+        "train",
+        "--run-dir",
+        run_dir,
+        "--epochs",
+        "2",
+        "--batch-tokens",
+        "512",
+        "--warmup",
+        "10",
+        *options(TINY_MODEL),
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    return run_dir, json.loads(result.stdout)
+
+
+def test_train_json_summary(cli_run):
+    _, summary = cli_run
+    for key in (
+        "steps",
+        "epochs",
+        "train_loss",
+        "valid_loss",
+        "valid_bleu",
+        "tgt_tokens_per_sec",
+        "seconds",
+        "best_step",
+    ):
+        assert isinstance(summary[key], (int, float)), key
+    assert summary["epochs"] == 2 and summary["steps"] > 0
+
+
+def test_evaluate_json(cli_run, tmp_path):
+    run_dir, _ = cli_run
+    out = tmp_path / "hyps.txt"
+    result = invoke("evaluate", "--run-dir", run_dir, "--beam", "2", "--json", "--output", out)
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.stdout)
+    assert scores["sentences"] == 20 and len(out.read_text(encoding="utf-8").splitlines()) == 20
+    assert 0 <= scores["bleu"] <= 100 and 0 <= scores["chrf"] <= 100 and scores["ter"] >= 0
+    assert "tok:zh" in scores["signature"]["bleu"]
+
+
+def test_evaluate_scores_a_hypothesis_file(cli_run, tmp_path):
+    run_dir, _ = cli_run
+    ref = run_dir / "data" / "test.tgt"
+    perfect = invoke("evaluate", "--run-dir", run_dir, "--hyp", ref, "--json")
+    assert json.loads(perfect.stdout)["bleu"] == 100.0
+    short = tmp_path / "short.txt"
+    short.write_text("一\n", encoding="utf-8")
+    result = invoke("evaluate", "--run-dir", run_dir, "--hyp", short)
+    assert result.exit_code == 1 and "1 hypotheses but 20 references" in result.stderr
+
+
+def test_translate_arguments_stdin_file_and_order(cli_run, tmp_path):
+    run_dir, _ = cli_run
+    result = invoke("translate", "--run-dir", run_dir, "Hello, world.", "", "I eat apples every day.")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.split("\n")
+    assert len(lines) == 4 and lines[1] == "" and lines[3] == ""
+    stdin = invoke("translate", "--run-dir", run_dir, "-", input="I eat apples every day.\n\nHello, world.\n")
+    assert stdin.stdout.split("\n")[:3] == [lines[2], "", lines[0]]
+    source = tmp_path / "in.txt"
+    source.write_text("Hello, world.\n  \nZ̸̛ü 🙂 mixed 中文\n", encoding="utf-8")
+    from_file = invoke("translate", "--run-dir", run_dir, "--input", source, "--beam", "3", "--n-best", "2", "--json")
+    rows = [json.loads(line) for line in from_file.stdout.splitlines()]
+    assert [r["source"] for r in rows] == ["Hello, world.", "  ", "Z̸̛ü 🙂 mixed 中文"]
+    assert len(rows[0]["translations"]) == 2 and rows[1]["translations"][0]["text"] == ""
+
+
+def test_translate_before_train_says_what_to_run(tmp_path):
+    corpus = write_sample(tmp_path / "c.tsv", 50)
+    assert invoke("prepare", corpus, "--run-dir", tmp_path / "r", "--tokenizer", "char").exit_code == 0
+    result = invoke("translate", "--run-dir", tmp_path / "r", "Hello")
+    assert result.exit_code == 1
+    assert "no trained model: run `s2s train" in result.stderr and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["prepare", "MISSING.tsv"], "no such file"),
+        (["train", "--run-dir", "nowhere"], "does not exist: run `s2s prepare"),
+        (["evaluate", "--run-dir", "nowhere"], "does not exist"),
+    ],
+)
+def test_expected_errors_are_one_line_exit_1(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    result = invoke(*args)
+    assert result.exit_code == 1
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_prepare_refuses_existing_run_dir_without_force(cli_run):
+    run_dir, _ = cli_run
+    result = invoke("prepare", run_dir / "data" / "train.src", run_dir / "data" / "train.tgt", "--run-dir", run_dir)
+    assert result.exit_code == 1 and "--force" in result.stderr
+    assert (run_dir / "model.weights.h5").exists()
+
+
+def test_usage_errors_exit_2(cli_run):
+    run_dir, _ = cli_run
+    assert invoke("translate", "--run-dir", run_dir, "--beam", "2", "--n-best", "3", "x").exit_code == 2
+    assert invoke("translate", "--run-dir", run_dir).exit_code == 2
+    assert invoke("prepare", "x.tsv", "--valid-size", "1.5").exit_code == 2
+
+
+def test_debug_shows_traceback(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("--debug", "train", "--run-dir", "nowhere")
+    assert result.exit_code == 1 and isinstance(result.exception, Exception)
