@@ -38,8 +38,10 @@ def handles_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            console.load_tensorflow()
-            return command(*args, **kwargs)
+            if _state["debug"]:
+                return command(*args, **kwargs)
+            with console.native_logs_silenced():
+                return command(*args, **kwargs)
         except S2SError as err:
             if _state["debug"]:
                 raise

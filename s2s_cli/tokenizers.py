@@ -79,6 +79,10 @@ class SentencePieceTokenizer:
     def train(
         cls, texts: Iterable[str], vocab_size: int, model_type: str = "unigram", cjk: bool = False
     ) -> SentencePieceTokenizer:
+        texts = list(texts)
+        # Dropping the rarest 0.05% of characters (the usual CJK setting) only pays off on large corpora; on a
+        # small one it turns names into <unk> in the training targets, and the model learns to emit <unk>.
+        coverage = 0.9995 if cjk and len(texts) >= 100_000 else 1.0
         model = io.BytesIO()
         spm.SentencePieceTrainer.train(
             sentence_iterator=iter(texts),
@@ -86,7 +90,7 @@ class SentencePieceTokenizer:
             vocab_size=vocab_size,
             hard_vocab_limit=False,  # a small corpus gets a smaller vocabulary instead of an error
             model_type=model_type,
-            character_coverage=0.9995 if cjk else 1.0,
+            character_coverage=coverage,
             normalization_rule_name="identity",  # NFKC would turn Chinese "，" into ","; corpus.py does NFC
             pad_id=PAD,
             unk_id=UNK,

@@ -10,6 +10,18 @@ from pathlib import Path
 
 # (english, chinese, third person singular?)
 SUBJECTS = [
+    (en, zh, True)
+    for en, zh in [
+        ("Li Ming", "李明"),
+        ("Wang Fang", "王芳"),
+        ("Zhang Wei", "张伟"),
+        ("Liu Yang", "刘洋"),
+        ("Chen Jing", "陈静"),
+        ("Tom", "汤姆"),
+        ("Mary", "玛丽"),
+        ("Anna", "安娜"),
+    ]
+] + [
     ("I", "我", False),
     ("you", "你", False),
     ("he", "他", True),
@@ -136,6 +148,16 @@ NUMBERS = [
     ("nine", "九"),
     ("ten", "十"),
 ]
+PEOPLE = [
+    ("Li Ming", "李明"),
+    ("Wang Fang", "王芳"),
+    ("Zhang Wei", "张伟"),
+    ("Liu Yang", "刘洋"),
+    ("Chen Jing", "陈静"),
+    ("Tom", "汤姆"),
+    ("Mary", "玛丽"),
+    ("Anna", "安娜"),
+]
 NAMES = [
     ("world", "世界"),
     ("teacher", "老师"),
@@ -144,16 +166,20 @@ NAMES = [
     ("doctor", "医生"),
     ("mother", "妈妈"),
     ("father", "爸爸"),
-    ("Li Ming", "李明"),
-    ("Wang Fang", "王芳"),
     ("Beijing", "北京"),
+    ("China", "中国"),
+    ("children", "孩子们"),
+    *PEOPLE,
 ]
 GREETINGS = [
     ("Hello", "你好"),
+    ("Hi", "你好"),
     ("Goodbye", "再见"),
     ("Thank you", "谢谢你"),
     ("Good morning", "早上好"),
+    ("Good evening", "晚上好"),
     ("Good night", "晚安"),
+    ("Welcome", "欢迎"),
 ]
 
 
@@ -181,6 +207,8 @@ def sentence(rng: random.Random) -> tuple[str, str]:
             "person_adj",
             "have",
             "where",
+            "greeting",
+            "greeting",
             "greeting",
         ]
     )

@@ -1,0 +1,40 @@
+import numpy as np
+
+from s2s_cli.pipeline import EncodedPairs, collate, dataset, make_batches
+from s2s_cli.tokenizers import BOS, EOS, PAD
+
+PAIRS = EncodedPairs([[5] * (i % 13 + 1) for i in range(200)], [[6] * (i % 7 + 1) for i in range(200)])
+
+
+def test_token_batches_cover_every_pair_once_within_budget():
+    batches = make_batches(PAIRS, batch_tokens=64, seed=1, epoch=0)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(200))
+    for index in batches:
+        (src, tgt_in), tgt_out = collate(PAIRS, index)
+        assert len(index) == 1 or len(index) * max(src.shape[1], tgt_out.shape[1]) <= 64
+
+
+def test_shuffle_is_seeded_per_epoch():
+    first = make_batches(PAIRS, 64, seed=1, epoch=0)
+    assert all(np.array_equal(a, b) for a, b in zip(first, make_batches(PAIRS, 64, seed=1, epoch=0)))
+    assert not all(np.array_equal(a, b) for a, b in zip(first, make_batches(PAIRS, 64, seed=1, epoch=1)))
+
+
+def test_sentence_batches():
+    batches = make_batches(PAIRS, 64, batch_size=16, seed=1)
+    assert sorted(len(b) for b in batches)[-1] == 16 and sum(len(b) for b in batches) == 200
+
+
+def test_teacher_forcing_shift_and_padding():
+    pairs = EncodedPairs([[7, 8, 9], [10]], [[11, 12], [13, 14, 15]])
+    (src, tgt_in), tgt_out = collate(pairs, np.array([0, 1]))
+    assert src.tolist() == [[7, 8, 9], [10, PAD, PAD]]
+    assert tgt_in.tolist() == [[BOS, 11, 12, PAD], [BOS, 13, 14, 15]]
+    assert tgt_out.tolist() == [[11, 12, EOS, PAD], [13, 14, 15, EOS]]
+
+
+def test_dataset_resumes_at_a_batch_position():
+    batches = make_batches(PAIRS, 64, seed=2)
+    full = [x[1].numpy() for x in dataset(PAIRS, batches)]
+    rest = [x[1].numpy() for x in dataset(PAIRS, batches, start=3)]
+    assert len(rest) == len(full) - 3 and all(np.array_equal(a, b) for a, b in zip(full[3:], rest))
