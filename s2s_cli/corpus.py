@@ -44,7 +44,8 @@ class CorpusStats:
 
 def normalize(text: str) -> str:
     """NFC-normalize, remove NUL/BOM, and collapse all whitespace (tabs included) to single spaces."""
-    text = unicodedata.normalize("NFC", text).replace("\x00", "").replace("\ufeff", "")
+    # NUL/BOM go first: removed after NFC, they could leave a base letter and a combining mark un-composed.
+    text = unicodedata.normalize("NFC", text.replace("\x00", "").replace("\ufeff", ""))
     return " ".join(text.split())
 
 

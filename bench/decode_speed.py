@@ -1,0 +1,44 @@
+"""Decoding speed of a trained run dir: sentences and target tokens per second, printed as JSON.
+
+python bench/decode_speed.py --run-dir runs/default --input test.src [--beam 1|5] [--batch-size 64] --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from s2s_cli.corpus import read_lines
+from s2s_cli.translation import Translator
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run-dir", type=Path, required=True)
+    parser.add_argument("--input", type=Path, required=True, help="one source sentence per line")
+    parser.add_argument("--beam", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--json", action="store_true", help="print only the JSON result")
+    args = parser.parse_args()
+    lines = read_lines(args.input)
+    translator = Translator.from_run_dir(args.run_dir)
+    translator.translate(lines[: args.batch_size], beam=args.beam, batch_size=args.batch_size)  # compile
+    started = time.perf_counter()
+    outputs = translator.translate(lines, beam=args.beam, batch_size=args.batch_size)
+    elapsed = time.perf_counter() - started
+    tokens = sum(len(ids) + 1 for ids in translator.tgt_tok.encode([o[0].text for o in outputs]))
+    result = {
+        "sentences_per_sec": round(len(lines) / elapsed, 1),
+        "tokens_per_sec": round(tokens / elapsed, 1),
+        "beam": args.beam,
+        "batch_size": args.batch_size,
+        "sentences": len(lines),
+        "seconds": round(elapsed, 2),
+    }
+    print(json.dumps(result) if args.json else json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
