@@ -8,20 +8,18 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+PEOPLE = [
+    ("Li Ming", "李明"),
+    ("Wang Fang", "王芳"),
+    ("Zhang Wei", "张伟"),
+    ("Liu Yang", "刘洋"),
+    ("Chen Jing", "陈静"),
+    ("Tom", "汤姆"),
+    ("Mary", "玛丽"),
+    ("Anna", "安娜"),
+]
 # (english, chinese, third person singular?)
-SUBJECTS = [
-    (en, zh, True)
-    for en, zh in [
-        ("Li Ming", "李明"),
-        ("Wang Fang", "王芳"),
-        ("Zhang Wei", "张伟"),
-        ("Liu Yang", "刘洋"),
-        ("Chen Jing", "陈静"),
-        ("Tom", "汤姆"),
-        ("Mary", "玛丽"),
-        ("Anna", "安娜"),
-    ]
-] + [
+SUBJECTS = [(en, zh, True) for en, zh in PEOPLE] + [
     ("I", "我", False),
     ("you", "你", False),
     ("he", "他", True),
@@ -147,16 +145,6 @@ NUMBERS = [
     ("eight", "八"),
     ("nine", "九"),
     ("ten", "十"),
-]
-PEOPLE = [
-    ("Li Ming", "李明"),
-    ("Wang Fang", "王芳"),
-    ("Zhang Wei", "张伟"),
-    ("Liu Yang", "刘洋"),
-    ("Chen Jing", "陈静"),
-    ("Tom", "汤姆"),
-    ("Mary", "玛丽"),
-    ("Anna", "安娜"),
 ]
 NAMES = [
     ("world", "世界"),
