@@ -102,6 +102,13 @@ def prepare(
     valid_size: Annotated[str, typer.Option(help="Validation pairs: a count or a fraction.")] = "0.05",
     test_size: Annotated[str, typer.Option(help="Test pairs: a count or a fraction.")] = "0.05",
     max_len: Annotated[int, typer.Option(help="Drop training pairs with a side longer than this many tokens.")] = 100,
+    valid: Annotated[
+        Optional[list[Path]],
+        typer.Option(help="Validation set instead of a split: a TSV, or --valid SRC --valid TGT."),
+    ] = None,
+    test: Annotated[
+        Optional[list[Path]], typer.Option(help="Test set instead of a split: a TSV, or --test SRC --test TGT.")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the train/valid/test split.")] = 1,
     strict: Annotated[bool, typer.Option(help="Fail on a malformed line instead of skipping it.")] = False,
     force: Annotated[bool, typer.Option(help="Replace an existing run dir.")] = False,
@@ -123,7 +130,12 @@ def prepare(
         test_size=_split_size(test_size),
         seed=seed,
     )
-    result = run_prepare(corpus, tgt_file, run_dir, data, force=force, strict=strict)
+    for name, files in (("--valid", valid), ("--test", test)):
+        if files and len(files) > 2:
+            raise typer.BadParameter(f"{name} takes one TSV file or a source and a target file.")
+    result = run_prepare(
+        corpus, tgt_file, run_dir, data, force=force, strict=strict, valid_files=valid or (), test_files=test or ()
+    )
     stats = result.stats
     rows = [("pairs read", stats.read), ("pairs kept", stats.kept)]
     rows += [
@@ -166,6 +178,12 @@ def train(
     run_dir: RunDirOpt = DEFAULT_RUN_DIR,
     epochs: Annotated[Optional[int], typer.Option(help="Epochs to train (default 30).")] = None,
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many optimizer steps in total.")] = None,
+    max_minutes: Annotated[
+        Optional[float], typer.Option(help="Stop after this many minutes of this run (validation included).")
+    ] = None,
+    valid_every: Annotated[
+        Optional[int], typer.Option(help="Validate every N steps instead of after every epoch.")
+    ] = None,
     batch_tokens: Annotated[
         Optional[int], typer.Option(help="Tokens per batch, padding included (default 1024).")
     ] = None,
@@ -204,6 +222,8 @@ def train(
     train_keys = (
         "epochs",
         "max_steps",
+        "max_minutes",
+        "valid_every",
         "batch_tokens",
         "batch_size",
         "lr",

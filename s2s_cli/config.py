@@ -71,6 +71,8 @@ class TrainConfig:
 
     epochs: int = 30
     max_steps: int = 0
+    max_minutes: float = 0.0
+    valid_every: int = 0
     batch_tokens: int = 1024
     batch_size: int = 0
     lr: float = 3e-3
@@ -92,7 +94,7 @@ class TrainConfig:
         _check_positive("batch_tokens", self.batch_tokens, minimum=16)
         _check_positive("valid_beam", self.valid_beam)
         _check_positive("keep", self.keep)
-        for name in ("max_steps", "batch_size", "warmup", "patience"):
+        for name in ("max_steps", "max_minutes", "valid_every", "batch_size", "warmup", "patience"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0.")
         if self.lr <= 0:

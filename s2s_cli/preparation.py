@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -32,12 +33,23 @@ def prepare(
     data: DataConfig,
     force: bool = False,
     strict: bool = False,
+    valid_files: Sequence[Path] = (),
+    test_files: Sequence[Path] = (),
 ) -> PrepareResult:
-    """Write config.json, tokenizers/, data/ and manifest.json into `run_dir` (replacing it only with `force`)."""
+    """Write config.json, tokenizers/, data/ and manifest.json into `run_dir` (replacing it only with `force`).
+
+    `valid_files` / `test_files` (a TSV, or a source and a target file) replace the split cut from the corpus.
+    """
     if run_dir.exists() and any(run_dir.iterdir()) and not force:
         raise RunDirError(f"{run_dir} already exists: pass --force to replace it, or choose another --run-dir.")
     pairs, stats = read_corpus(corpus, tgt_file, strict=strict)
-    splits = split_pairs(pairs, data.valid_size, data.test_size, data.seed)
+    given = {
+        name: read_corpus(files[0], files[1] if len(files) > 1 else None, strict=strict)[0]
+        for name, files in (("valid", valid_files), ("test", test_files))
+        if files
+    }
+    valid_size = 0 if "valid" in given else data.valid_size
+    splits = {**split_pairs(pairs, valid_size, 0 if "test" in given else data.test_size, data.seed), **given}
     data = replace(
         data,
         src_lang=data.src_lang or detect_lang([s for s, _ in splits["train"]]),

@@ -32,7 +32,7 @@ class StepDecoder:
 
     def __init__(self, model: Seq2Seq) -> None:
         self.model = model
-        self.encode = tf.function(self._encode, reduce_retracing=True)
+        self.encode = tf.function(self._encode, input_signature=[tf.TensorSpec((None, None), tf.int32)])
         self.step = tf.function(self._step, reduce_retracing=True)
 
     def _encode(self, src):

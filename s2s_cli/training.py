@@ -47,7 +47,7 @@ class TrainResult:
     tgt_tokens_per_sec: float
     seconds: float
     best_step: int
-    stopped: str  # "epochs", "max_steps" or "patience"
+    stopped: str  # "epochs", "max_steps", "max_minutes" or "patience"
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -170,6 +170,9 @@ class Trainer:
         self.train_step = tf.function(self._train_step, input_signature=[spec, spec, spec])
         self.eval_step = tf.function(self._eval_step, input_signature=[spec, spec, spec])
         self.translator = Translator(config, self.model, self.src_tok, self.tgt_tok)
+        self.last_record: dict[str, Any] = {}
+        self._loss_sum, self._loss_count = 0.0, 0
+        self._started = self._clock = 0.0
         self.state: dict[str, Any] = {
             "step": 0,
             "epoch": 0,
@@ -228,71 +231,100 @@ class Trainer:
 
     def fit(self) -> TrainResult:
         tc, state = self.config.train, self.state
-        if state["epoch"] >= tc.epochs or (tc.max_steps and state["step"] >= tc.max_steps):
+        if state["epoch"] >= tc.epochs or self._limit_reached():
             raise TrainingError(
                 f"{self.run.path} has already trained {state['epoch']} epochs / {state['step']} steps: "
                 "pass a larger --epochs or --max-steps to go on."
             )
         writer = tf.summary.create_file_writer(str(self.run.logs_dir))
         self.progress.on_start(len(self.batches(0)), tc.epochs, state["step"], state["epoch"])
-        stopped, last = "epochs", {}
-        loss_sum, loss_count = 0.0, 0
+        self._started = self._clock = time.perf_counter()
+        stopped = None
         with _catch_signals() as received, writer.as_default():
-            while state["epoch"] < tc.epochs and stopped == "epochs":
-                batches = self.batches(state["epoch"])
-                started = time.perf_counter()
-                for (src, tgt_in), tgt_out in dataset(self.train_data, batches, start=state["batch"]):
-                    loss, tokens = self.train_step(src, tgt_in, tgt_out)
-                    loss = float(loss)
-                    if not math.isfinite(loss):
-                        raise TrainingError(
-                            f"loss became {loss} at step {state['step'] + 1}; the last good checkpoint is kept. "
-                            "Lower --lr or use --precision float32, then `s2s train --resume`."
-                        )
-                    state["step"] += 1
-                    state["batch"] += 1
-                    state["train_tokens"] += int(tokens)
-                    now = time.perf_counter()
-                    state["train_seconds"] += now - started
-                    started = now
-                    loss_sum, loss_count = loss_sum + loss, loss_count + 1
-                    lr = float(self.optimizer.learning_rate)
-                    self.progress.on_step(state["step"], state["epoch"], loss, self._tokens_per_sec(), lr)
-                    if state["step"] % 20 == 0:
-                        tf.summary.scalar("train/loss", loss, step=state["step"])
-                        tf.summary.scalar("train/lr", lr, step=state["step"])
+            while stopped is None:
+                for batch in dataset(self.train_data, self.batches(state["epoch"]), start=state["batch"]):
+                    self._train_on(batch)
                     if received:
-                        self._save_checkpoint()
-                        sig = signal.Signals(received[0])
-                        raise TrainingInterrupted(
-                            f"{sig.name} received: checkpoint saved at step {state['step']}; "
-                            f"continue with `s2s train --resume --run-dir {self.run.path}`.",
-                            _SIGNAL_EXIT[sig],
-                        )
-                    if tc.max_steps and state["step"] >= tc.max_steps:
-                        stopped = "max_steps"
+                        self._interrupt(received[0])
+                    stopped = self._limit_reached()
+                    if stopped:
                         break
-                if stopped == "epochs":
+                    if tc.valid_every and state["step"] % tc.valid_every == 0:
+                        stopped = self._validate_and_checkpoint()
+                        if stopped:
+                            break
+                else:  # the epoch ran to its end
                     state["epoch"] += 1
                     state["batch"] = 0
-                last = self.validate(loss_sum / max(loss_count, 1))
-                loss_sum, loss_count = 0.0, 0
-                self._save_checkpoint()
-                if tc.patience and state["bad_validations"] >= tc.patience:
-                    stopped = "patience"
+                    stopped = "epochs" if state["epoch"] >= tc.epochs else None
+                    if not stopped and not tc.valid_every:
+                        stopped = self._validate_and_checkpoint()
+            if self.last_record.get("step") != state["step"]:
+                self._validate_and_checkpoint()
         writer.flush()
+        last = self.last_record
         return TrainResult(
             steps=state["step"],
             epochs=state["epoch"],
-            train_loss=last.get("train_loss", float("nan")),
-            valid_loss=last.get("valid_loss", float("nan")),
-            valid_bleu=last.get("bleu", float("nan")),
-            valid_chrf=last.get("chrf", float("nan")),
+            train_loss=last["train_loss"],
+            valid_loss=last["valid_loss"],
+            valid_bleu=last["bleu"],
+            valid_chrf=last["chrf"],
             tgt_tokens_per_sec=round(self._tokens_per_sec(), 1),
             seconds=round(state["train_seconds"], 1),
             best_step=state["best_step"],
             stopped=stopped,
         )
+
+    def _train_on(self, batch: tuple) -> None:
+        """One optimizer step; updates the position, the loss average, the progress bar and TensorBoard."""
+        state = self.state
+        (src, tgt_in), tgt_out = batch
+        loss, tokens = self.train_step(src, tgt_in, tgt_out)
+        loss = float(loss)
+        if not math.isfinite(loss):
+            raise TrainingError(
+                f"loss became {loss} at step {state['step'] + 1}; the last good checkpoint is kept. "
+                "Lower --lr or use --precision float32, then `s2s train --resume`."
+            )
+        state["step"] += 1
+        state["batch"] += 1
+        state["train_tokens"] += int(tokens)
+        now = time.perf_counter()
+        state["train_seconds"] += now - self._clock
+        self._clock = now
+        self._loss_sum, self._loss_count = self._loss_sum + loss, self._loss_count + 1
+        lr = float(self.optimizer.learning_rate)
+        self.progress.on_step(state["step"], state["epoch"], loss, self._tokens_per_sec(), lr)
+        if state["step"] % 20 == 0:
+            tf.summary.scalar("train/loss", loss, step=state["step"])
+            tf.summary.scalar("train/lr", lr, step=state["step"])
+
+    def _limit_reached(self) -> str | None:
+        tc, state = self.config.train, self.state
+        if tc.max_steps and state["step"] >= tc.max_steps:
+            return "max_steps"
+        if tc.max_minutes and self._started and time.perf_counter() - self._started >= 60 * tc.max_minutes:
+            return "max_minutes"
+        return None
+
+    def _interrupt(self, signum: int) -> None:
+        self._save_checkpoint()
+        sig = signal.Signals(signum)
+        raise TrainingInterrupted(
+            f"{sig.name} received: checkpoint saved at step {self.state['step']}; "
+            f"continue with `s2s train --resume --run-dir {self.run.path}`.",
+            _SIGNAL_EXIT[sig],
+        )
+
+    def _validate_and_checkpoint(self) -> str | None:
+        """Validate, save a checkpoint, and return "patience" when early stopping says to stop."""
+        self.last_record = self.validate(self._loss_sum / max(self._loss_count, 1))
+        self._loss_sum, self._loss_count = 0.0, 0
+        self._save_checkpoint()
+        self._clock = time.perf_counter()  # validation time does not count as training time
+        patience = self.config.train.patience
+        return "patience" if patience and self.state["bad_validations"] >= patience else None
 
     def _tokens_per_sec(self) -> float:
         return self.state["train_tokens"] / max(self.state["train_seconds"], 1e-9)

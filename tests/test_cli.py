@@ -152,3 +152,19 @@ def test_debug_shows_traceback(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = invoke("--debug", "train", "--run-dir", "nowhere")
     assert result.exit_code == 1 and isinstance(result.exception, Exception)
+
+
+def test_overlong_input_is_truncated_with_a_warning(cli_run):
+    run_dir, _ = cli_run
+    result = invoke("translate", "--run-dir", run_dir, "--beam", "1", "I eat apples. " * 20, "Hello.")
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.splitlines()) == 2
+    assert "warning: 1 input(s) longer than 100 tokens were truncated" in result.stderr
+
+
+def test_evaluate_refuses_misaligned_src_and_ref(cli_run, tmp_path):
+    run_dir, _ = cli_run
+    (tmp_path / "src.txt").write_text("a\nb\n")
+    (tmp_path / "ref.txt").write_text("一\n")
+    result = invoke("evaluate", "--run-dir", run_dir, "--src", tmp_path / "src.txt", "--ref", tmp_path / "ref.txt")
+    assert result.exit_code == 1 and "2 source lines but 1 reference lines" in result.stderr

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import shutil
@@ -140,3 +141,21 @@ def test_tampered_tokenizer_is_detected(trained_run, tmp_path):
     vocab.write_text(vocab.read_text().replace("猫", "狗", 1))
     with pytest.raises(RunDirError, match="tgt.json differs"):
         run.verify_manifest()
+
+
+def test_valid_every_validates_on_step_multiples_and_at_the_end(run):
+    result = train(run, tiny_config(run, valid_every=3, max_steps=7, epochs=50))
+    steps = [json.loads(line)["step"] for line in run.history_path.read_text().splitlines()]
+    assert steps == [3, 6, 7] and result.stopped == "max_steps"
+
+
+def test_patience_stops_training(run, monkeypatch):
+    scores = iter([5.0, 4.0, 3.0, 2.0, 1.0, 0.0])
+    original = training.evaluation.score
+
+    def falling(*args):
+        return dataclasses.replace(original(*args), bleu=next(scores))
+
+    monkeypatch.setattr(training.evaluation, "score", falling)
+    result = train(run, tiny_config(run, valid_every=1, patience=2, epochs=50))
+    assert result.stopped == "patience" and result.steps == 3 and result.best_step == 1

@@ -1,0 +1,106 @@
+"""Multi30k English->German: prepare (SentencePiece), train for at most M minutes, score test_2016_flickr (beam 5).
+
+python bench/multi30k.py --data ../shared/data/multi30k --minutes 60 [--precision bf16] [--run-dir R] --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from s2s_cli.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from s2s_cli.corpus import read_lines
+from s2s_cli.evaluation import score
+from s2s_cli.preparation import prepare
+from s2s_cli.rundir import RunDir
+from s2s_cli.training import train
+from s2s_cli.translation import Translator
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="folder with train/val/test_2016_flickr .en/.de")
+    parser.add_argument("--minutes", type=float, default=60.0, help="training budget, validation included")
+    parser.add_argument("--run-dir", type=Path, help="keep the run here (default: a temporary dir)")
+    parser.add_argument("--arch", default="rnn")
+    parser.add_argument("--emb", type=int, default=256)
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--layers", type=int, default=1)
+    parser.add_argument("--dropout", type=float, default=0.3)
+    parser.add_argument("--vocab", type=int, default=8000)
+    parser.add_argument("--batch-tokens", type=int, default=2048)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--precision", default="bf16", choices=["float32", "bf16"])
+    parser.add_argument("--beam", type=int, default=5)
+    parser.add_argument("--json", action="store_true", help="print only the JSON result")
+    args = parser.parse_args()
+    files = {name: args.data / name for name in ("train.en", "train.de", "val.en", "val.de")}
+    files |= {f"test.{lang}": args.data / f"test_2016_flickr.{lang}" for lang in ("en", "de")}
+    missing = [str(p) for p in files.values() if not p.is_file()]
+    if missing:
+        sys.exit(f"missing {', '.join(missing)}: --data must hold the Multi30k files")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run = RunDir(args.run_dir or Path(tmp) / "run")
+        data = DataConfig(src_lang="en", tgt_lang="de", vocab_size=args.vocab)
+        valid, test = (files["val.en"], files["val.de"]), (files["test.en"], files["test.de"])
+        prepare(files["train.en"], files["train.de"], run.path, data, force=True, valid_files=valid, test_files=test)
+        config = RunConfig(
+            data=run.load_config().data,
+            model=ModelConfig(
+                arch=args.arch, emb_dim=args.emb, hidden=args.hidden, layers=args.layers, dropout=args.dropout
+            ),
+            train=TrainConfig(
+                epochs=1000,
+                max_minutes=args.minutes,
+                batch_tokens=args.batch_tokens,
+                lr=args.lr,
+                precision=args.precision,
+                patience=5,
+            ),
+        )
+        started = time.perf_counter()
+        result = train(run, config, progress=_LogProgress() if not args.json else None)
+        train_minutes = (time.perf_counter() - started) / 60
+        translator = Translator.from_run_dir(run)
+        sources, refs = read_lines(files["test.en"]), read_lines(files["test.de"])
+        decode_started = time.perf_counter()
+        hyps = [t[0].text for t in translator.translate(sources, beam=args.beam)]
+        decode_seconds = time.perf_counter() - decode_started
+        scores = score(hyps, refs, "de")
+    out = {
+        "bleu": scores.bleu,
+        "chrf": scores.chrf,
+        "ter": scores.ter,
+        "train_minutes": round(train_minutes, 1),
+        "steps": result.steps,
+        "epochs": result.epochs,
+        "best_step": result.best_step,
+        "valid_bleu": result.valid_bleu,
+        "tgt_tokens_per_sec": result.tgt_tokens_per_sec,
+        "test_decode_seconds": round(decode_seconds, 1),
+        "beam": args.beam,
+        "settings": {k: v for k, v in vars(args).items() if k not in ("data", "run_dir", "json")},
+        "signature": scores.signature["bleu"],
+    }
+    print(json.dumps(out) if args.json else json.dumps(out, indent=2))
+
+
+class _LogProgress:
+    def on_start(self, steps_per_epoch: int, epochs: int, step: int, epoch: int) -> None:
+        print(f"{steps_per_epoch} steps per epoch", file=sys.stderr)
+
+    def on_step(self, step: int, epoch: int, loss: float, tokens_per_sec: float, lr: float) -> None:
+        if step % 100 == 0:
+            print(f"step {step} epoch {epoch + 1} loss {loss:.3f} {tokens_per_sec:.0f} tok/s", file=sys.stderr)
+
+    def on_validation(self, record: dict) -> None:
+        print(json.dumps(record), file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    main()
