@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from s2s_cli.errors import RunDirError
-from s2s_cli.rundir import RunDir, versions
+from s2s_cli.rundir import RunDir, make_temp_dir, versions
 
 VARIABLES = "variables.npz"
 STATE = "state.json"
@@ -26,9 +25,8 @@ def _variables(model, optimizer) -> list:
 
 def save_checkpoint(run: RunDir, model, optimizer, state: dict[str, Any], keep: int) -> Path:
     """Write checkpoints/ckpt-STEP as a whole (temp dir, then rename) and keep the newest `keep`."""
-    run.checkpoints_dir.mkdir(parents=True, exist_ok=True)
     final = run.checkpoints_dir / f"{PREFIX}{state['step']:09d}"
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=run.checkpoints_dir))
+    tmp = make_temp_dir(run.checkpoints_dir, prefix=".tmp-")
     try:
         arrays = {f"v{i:05d}": np.asarray(v.numpy()) for i, v in enumerate(_variables(model, optimizer))}
         with (tmp / VARIABLES).open("wb") as f:

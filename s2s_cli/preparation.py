@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -12,7 +11,7 @@ from s2s_cli.config import DataConfig, RunConfig
 from s2s_cli.corpus import CorpusStats, Pair, detect_lang, read_corpus, split_pairs
 from s2s_cli.errors import RunDirError
 from s2s_cli.evaluation import CJK_LANGS
-from s2s_cli.rundir import RunDir, write_text_atomic
+from s2s_cli.rundir import RunDir, make_temp_dir, write_text_atomic
 from s2s_cli.tokenizers import Tokenizer, train_tokenizer
 
 
@@ -61,8 +60,7 @@ def prepare(
         raise RunDirError(f"every training pair is longer than --max-len {data.max_len} tokens: raise --max-len.")
     config = RunConfig(data=data)
 
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = RunDir(tempfile.mkdtemp(prefix=f".{run_dir.name}.prepare-", dir=run_dir.parent))
+    staging = RunDir(make_temp_dir(run_dir.parent, prefix=f".{run_dir.name}.prepare-"))
     try:
         for split, split_pairs_ in splits.items():
             for side, column in (("src", 0), ("tgt", 1)):

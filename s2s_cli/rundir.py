@@ -47,6 +47,20 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def make_temp_dir(parent: Path, prefix: str) -> Path:
+    """A new temp dir in `parent` with the permissions of a normal mkdir (mkdtemp would make it 0700)."""
+    parent.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    path.chmod(0o777 & ~_umask())
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temp path beside `path`; rename it onto `path` only if the block succeeds."""
@@ -58,6 +72,7 @@ def atomic_path(path: Path, suffix: str = "") -> Iterator[Path]:
         yield tmp
         with tmp.open("rb+") as f:
             os.fsync(f.fileno())
+        tmp.chmod(0o666 & ~_umask())  # mkstemp makes 0600; a run dir is meant to be shared and copied
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -79,3 +79,18 @@ def test_real_process_prints_one_clean_error_line(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"error: run dir {tmp_path / 'none'} does not exist: run `s2s prepare CORPUS --run-dir {tmp_path / 'none'}`."
     ]
+
+
+def test_run_dir_files_follow_the_umask(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        write_text_atomic(tmp_path / "a" / "f.txt", "x")
+        from s2s_cli.rundir import make_temp_dir
+
+        made = make_temp_dir(tmp_path, "t-")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a" / "f.txt").stat().st_mode & 0o777 == 0o644
+    assert made.stat().st_mode & 0o777 == 0o755
