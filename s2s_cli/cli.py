@@ -16,7 +16,6 @@ from s2s_cli.errors import S2SError
 
 app = typer.Typer(
     name="s2s",
-    help="Train and use your own neural machine translation (sequence-to-sequence) models.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -21,8 +21,15 @@ class Seq2Seq(keras.Model):
         super().__init__(dtype=dtype, **kwargs)
         self.config, self.src_vocab, self.tgt_vocab = config, src_vocab, tgt_vocab
         c, policy = config, self.dtype_policy
-        self.src_embedding = layers.Embedding(src_vocab, c.emb_dim, name="src_embedding", dtype=policy)
-        self.tgt_embedding = layers.Embedding(tgt_vocab, c.emb_dim, name="tgt_embedding", dtype=policy)
+        # Keras' default uniform(+-0.05) embeddings give the recurrent layers almost no input signal at first, and
+        # training then sits at the unigram loss for hundreds of steps; N(0, 1) (as in PyTorch) avoids that.
+        init = keras.initializers.RandomNormal(stddev=1.0)
+        self.src_embedding = layers.Embedding(
+            src_vocab, c.emb_dim, embeddings_initializer=init, name="src_embedding", dtype=policy
+        )
+        self.tgt_embedding = layers.Embedding(
+            tgt_vocab, c.emb_dim, embeddings_initializer=init, name="tgt_embedding", dtype=policy
+        )
         self.encoder = BiRNNEncoder(c.cell, c.hidden, c.layers, c.dropout, name="encoder", dtype=policy)
         self.memory_proj = layers.Dense(c.hidden, use_bias=False, name="memory_proj", dtype=policy)
         self.bridges = [
@@ -68,7 +75,8 @@ class Seq2Seq(keras.Model):
         # hidden: (batch, tgt_len, hidden) -> logits (batch, tgt_len, tgt_vocab)
         hidden = ops.cast(hidden, "float32")
         if self.output_proj is None:
-            table = ops.cast(self.tgt_embedding.embeddings, "float32")
+            # Embeddings are N(0, 1); scaling by 1/sqrt(dim) keeps the tied logits as small as an untied layer's.
+            table = ops.cast(self.tgt_embedding.embeddings, "float32") * self.config.emb_dim**-0.5
             return ops.matmul(hidden, ops.transpose(table)) + ops.cast(self.output_bias, "float32")
         return self.output_proj(hidden) + ops.cast(self.output_bias, "float32")
 

@@ -79,6 +79,8 @@ def test_tied_embeddings_share_the_output_matrix():
     model = build_model(ModelConfig(emb_dim=8, hidden=8, tie_embeddings=True), SRC_VOCAB, TGT_VOCAB)
     untied = build_model(ModelConfig(emb_dim=8, hidden=8), SRC_VOCAB, TGT_VOCAB)
     assert untied.count_params() - model.count_params() == 8 * TGT_VOCAB
+    loss, _ = masked_loss(TGT_OUT, model((SRC, TGT_IN)))
+    assert abs(float(loss) - np.log(TGT_VOCAB)) < 0.2
 
 
 def test_bf16_policy_keeps_float32_logits():
