@@ -141,3 +141,23 @@ def test_failed_forced_prepare_leaves_the_old_run_dir(tmp_path, monkeypatch):
     after = {p.relative_to(tmp_path): p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
     assert after == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.tsv", "run"]  # no staging dir left behind
+
+
+def test_strict_invalid_utf8_names_the_line(tmp_path):
+    corpus = write(tmp_path / "c.tsv", b"a\tb\nbad \xff\tbyte\n")
+    with pytest.raises(DataError, match=r"c.tsv:2: invalid UTF-8"):
+        read_corpus(corpus, strict=True)
+
+
+def test_unreadable_file_even_as_root(tmp_path, monkeypatch):
+    path = write(tmp_path / "locked.tsv", b"a\tb\n")
+    original = Path.open
+
+    def denied(self, *args, **kwargs):
+        if self == path:
+            raise PermissionError(13, "Permission denied")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", denied)
+    with pytest.raises(DataError, match="locked.tsv cannot be read \\(Permission denied\\)"):
+        read_corpus(path)

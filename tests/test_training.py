@@ -159,3 +159,17 @@ def test_patience_stops_training(run, monkeypatch):
     monkeypatch.setattr(training.evaluation, "score", falling)
     result = train(run, tiny_config(run, valid_every=1, patience=2, epochs=50))
     assert result.stopped == "patience" and result.steps == 3 and result.best_step == 1
+
+
+def test_weights_from_another_vocabulary_are_refused(trained_run, tmp_path):
+    from s2s_cli.translation import Translator
+
+    run = RunDir(tmp_path / "copy")
+    shutil.copytree(trained_run.path, run.path)
+    vocab_path = run.tokenizer_dir() / "tgt.json"
+    vocab = json.loads(vocab_path.read_text())
+    vocab["tokens"] = vocab["tokens"][:-5]  # as if prepared on another corpus
+    vocab_path.write_text(json.dumps(vocab, ensure_ascii=False))
+    run.write_manifest()  # even with a consistent manifest, the weights must not load
+    with pytest.raises(RunDirError, match="does not fit the model described by config.json"):
+        Translator.from_run_dir(run)
