@@ -271,6 +271,7 @@ def evaluate(
     json_out: JsonOpt = False,
 ) -> None:
     """Translate the test split (or --src) and score it against references with sacreBLEU."""
+    from s2s_cli.corpus import read_lines
     from s2s_cli.evaluation import score
     from s2s_cli.rundir import RunDir, write_text_atomic
     from s2s_cli.translation import Translator
@@ -279,11 +280,11 @@ def evaluate(
         raise typer.BadParameter("--src and --ref go together.")
     run = RunDir(run_dir)
     config = run.load_config()
-    ref_lines = _read_lines(ref or run.split_path("test", "tgt"))
+    ref_lines = read_lines(ref or run.split_path("test", "tgt"))
     if hyp is not None:
-        hyps = _read_lines(hyp)
+        hyps = read_lines(hyp)
     else:
-        src_lines = _read_lines(src or run.split_path("test", "src"))
+        src_lines = read_lines(src or run.split_path("test", "src"))
         if len(src_lines) != len(ref_lines):
             raise S2SError(f"{len(src_lines)} source lines but {len(ref_lines)} reference lines: give aligned files.")
         translator = Translator.from_run_dir(run)
@@ -303,12 +304,6 @@ def evaluate(
     )
     for name, signature in scores.signature.items():
         out.print(f"{name}: {signature}")
-
-
-def _read_lines(path: Path) -> list[str]:
-    from s2s_cli.corpus import read_lines
-
-    return read_lines(path)
 
 
 @app.command()

@@ -6,11 +6,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from s2s_cli.config import RunConfig
 from s2s_cli.errors import RunDirError
 from s2s_cli.model import Seq2Seq, build_model
+from s2s_cli.pipeline import pad_ids
 from s2s_cli.rundir import RunDir
 from s2s_cli.search import StepDecoder, beam_search, greedy_search, max_output_lengths
 from s2s_cli.tokenizers import Tokenizer, load_tokenizer
@@ -20,14 +19,6 @@ from s2s_cli.tokenizers import Tokenizer, load_tokenizer
 class Translation:
     text: str
     score: float
-
-
-def pad_batch(seqs: Sequence[Sequence[int]]) -> np.ndarray:
-    """Right-pad id sequences with <pad>=0 into (batch, max_len); empty sequences get one pad column."""
-    out = np.zeros((len(seqs), max(1, max(len(s) for s in seqs))), np.int32)
-    for i, seq in enumerate(seqs):
-        out[i, : len(seq)] = seq
-    return out
 
 
 class Translator:
@@ -64,7 +55,7 @@ class Translator:
         todo = sorted((i for i, ids in enumerate(encoded) if ids), key=lambda i: len(encoded[i]))
         for start in range(0, len(todo), batch_size):
             index = todo[start : start + batch_size]
-            src = pad_batch([encoded[i] for i in index])
+            src = pad_ids([encoded[i] for i in index])
             max_lengths = max_output_lengths((src != 0).sum(1), cap=self.config.data.max_len * 2)
             if beam == 1 and n_best == 1:
                 hyps = [[h] for h in greedy_search(self.decoder, src, max_lengths)]
