@@ -187,13 +187,16 @@ def train(
         Optional[int], typer.Option(help="Tokens per batch, padding included (default 1024).")
     ] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Sentences per batch instead of --batch-tokens.")] = None,
-    arch: Annotated[Optional[str], typer.Option(help="Architecture: rnn.")] = None,
+    arch: Annotated[Optional[str], typer.Option(help="Architecture: rnn (default) or transformer.")] = None,
     cell: Annotated[Optional[str], typer.Option(help="Recurrent cell: lstm or gru.")] = None,
     emb_dim: Annotated[Optional[int], typer.Option(help="Embedding size (default 256).")] = None,
     hidden: Annotated[Optional[int], typer.Option(help="Hidden size (default 256).")] = None,
     layers: Annotated[Optional[int], typer.Option(help="Encoder and decoder layers (default 1).")] = None,
     dropout: Annotated[Optional[float], typer.Option(help="Dropout rate (default 0.2).")] = None,
     attention: Annotated[Optional[str], typer.Option(help="general, dot (Luong) or bahdanau (additive).")] = None,
+    d_model: Annotated[Optional[int], typer.Option(help="Transformer model size (default 256).")] = None,
+    heads: Annotated[Optional[int], typer.Option(help="Transformer attention heads (default 4).")] = None,
+    ff_dim: Annotated[Optional[int], typer.Option(help="Transformer feed-forward size (default 1024).")] = None,
     tie_embeddings: Annotated[Optional[bool], typer.Option(help="Share target embedding and output matrix.")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (default 3e-3).")] = None,
     warmup: Annotated[Optional[int], typer.Option(help="Warm-up steps, then inverse-sqrt decay (default 100).")] = None,
@@ -217,7 +220,19 @@ def train(
     from s2s_cli.training import train as run_train
 
     given = {k: v for k, v in locals().items() if v is not None}
-    model_keys = ("arch", "cell", "emb_dim", "hidden", "layers", "dropout", "attention", "tie_embeddings")
+    model_keys = (
+        "arch",
+        "cell",
+        "emb_dim",
+        "hidden",
+        "layers",
+        "dropout",
+        "attention",
+        "tie_embeddings",
+        "d_model",
+        "heads",
+        "ff_dim",
+    )
     train_keys = (
         "epochs",
         "max_steps",

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from s2s_cli.errors import ConfigError
 
 TOKENIZERS = ("spm", "char", "word")
-ARCHS = ("rnn",)
+ARCHS = ("rnn", "transformer")
 CELLS = ("lstm", "gru")
 ATTENTIONS = ("general", "dot", "bahdanau")
 PRECISIONS = ("float32", "bf16")
@@ -52,6 +52,9 @@ class ModelConfig:
     dropout: float = 0.2
     attention: str = "general"
     tie_embeddings: bool = False
+    d_model: int = 256  # transformer only, like heads and ff_dim
+    heads: int = 4
+    ff_dim: int = 1024
 
     def __post_init__(self) -> None:
         _check_choice("arch", self.arch, ARCHS)
@@ -61,7 +64,11 @@ class ModelConfig:
             _check_positive(name, getattr(self, name))
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError("--dropout must be in [0, 1).")
-        if self.tie_embeddings and self.emb_dim != self.hidden:
+        for name in ("d_model", "heads", "ff_dim"):
+            _check_positive(name, getattr(self, name))
+        if self.arch == "transformer" and self.d_model % self.heads:
+            raise ConfigError(f"--d-model ({self.d_model}) must be divisible by --heads ({self.heads}).")
+        if self.arch == "rnn" and self.tie_embeddings and self.emb_dim != self.hidden:
             raise ConfigError("--tie-embeddings needs --emb-dim equal to --hidden.")
 
 

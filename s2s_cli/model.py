@@ -90,9 +90,12 @@ class Seq2Seq(keras.Model):
         return {"config": vars(self.config), "src_vocab": self.src_vocab, "tgt_vocab": self.tgt_vocab}
 
 
-def build_model(config: ModelConfig, src_vocab: int, tgt_vocab: int, precision: str = "float32") -> Seq2Seq:
-    """Build a Seq2Seq and create its variables, so weights can be loaded into it."""
-    model = Seq2Seq(config, src_vocab, tgt_vocab, dtype="mixed_bfloat16" if precision == "bf16" else "float32")
+def build_model(config: ModelConfig, src_vocab: int, tgt_vocab: int, precision: str = "float32") -> keras.Model:
+    """Build the RNN or Transformer model and create its variables, so weights can be loaded into it."""
+    from s2s_cli.transformer import TransformerSeq2Seq
+
+    model_class = TransformerSeq2Seq if config.arch == "transformer" else Seq2Seq
+    model = model_class(config, src_vocab, tgt_vocab, dtype="mixed_bfloat16" if precision == "bf16" else "float32")
     model((ops.ones((1, 2), dtype="int32"), ops.ones((1, 2), dtype="int32")))
     return model
 

@@ -85,8 +85,9 @@ def beam_search(
         raise ValueError("n_best must not exceed the beam size")
     memory, keys, src_mask, states = decoder.encode(tf.constant(src, tf.int32))
     rows = np.repeat(np.arange(batch), k)  # each sentence's encoder output, once per beam
-    memory, keys, src_mask = (tf.gather(x, rows) for x in (memory, keys, src_mask))
-    states = [tf.gather(s, rows) for s in states]
+    memory, keys, src_mask, states = tf.nest.map_structure(
+        lambda x: tf.gather(x, rows), (memory, keys, src_mask, states)
+    )
 
     alive_scores = np.full((batch, k), -np.inf)
     alive_scores[:, 0] = 0.0  # all beams start identical: keep only one alive at first

@@ -1,0 +1,184 @@
+"""Pre-norm Transformer encoder-decoder with a per-layer key/value cache for incremental decoding."""
+
+from __future__ import annotations
+
+import warnings
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from s2s_cli.config import ModelConfig
+from s2s_cli.layers import NEG_INF
+from s2s_cli.tokenizers import PAD
+
+
+def sinusoids(length: int, dim: int) -> np.ndarray:
+    """(length, dim) sinusoidal position encodings (Vaswani et al. 2017)."""
+    positions = np.arange(length)[:, None]
+    rates = 1.0 / np.power(10000.0, (2 * (np.arange(dim) // 2)) / dim)
+    angles = positions * rates[None, :]
+    return np.where(np.arange(dim) % 2 == 0, np.sin(angles), np.cos(angles)).astype("float32")
+
+
+@keras.saving.register_keras_serializable(package="s2s")
+class MultiHeadAttention(layers.Layer):
+    """Multi-head attention whose key/value projections can be computed once and cached."""
+
+    def __init__(self, d_model: int, heads: int, dropout: float, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.d_model, self.heads, self.dropout_rate = d_model, heads, dropout
+        policy = self.dtype_policy
+        self.q, self.k, self.v, self.o = (layers.Dense(d_model, name=n, dtype=policy) for n in ("q", "k", "v", "o"))
+        self.dropout = layers.Dropout(dropout)
+
+    def project_kv(self, x):
+        """x: (batch, len, d_model) -> keys, values: (batch, len, d_model)."""
+        return self.k(x), self.v(x)
+
+    def call(self, query, keys, values, mask, training=False):
+        # query: (batch, q_len, d); keys, values: (batch, k_len, d); mask: (batch or 1, q_len or 1, k_len) bool
+        batch, q_len = ops.shape(query)[0], ops.shape(query)[1]
+        head_dim = self.d_model // self.heads
+
+        def split(x):  # (batch, len, d) -> (batch, heads, len, head_dim)
+            return ops.transpose(ops.reshape(x, (batch, -1, self.heads, head_dim)), (0, 2, 1, 3))
+
+        q, k, v = split(self.q(query)), split(keys), split(values)
+        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / float(np.sqrt(head_dim))
+        scores = ops.where(ops.expand_dims(mask, 1), ops.cast(scores, "float32"), NEG_INF)
+        with warnings.catch_warnings():  # one key at the first cached step: Keras warns about a size-1 softmax
+            warnings.simplefilter("ignore", UserWarning)
+            probs = ops.softmax(scores, axis=-1)
+        weights = self.dropout(ops.cast(probs, query.dtype), training=training)
+        context = ops.reshape(ops.transpose(ops.matmul(weights, v), (0, 2, 1, 3)), (batch, q_len, self.d_model))
+        return self.o(context)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "d_model": self.d_model, "heads": self.heads, "dropout": self.dropout_rate}
+
+
+@keras.saving.register_keras_serializable(package="s2s")
+class TransformerBlock(layers.Layer):
+    """Pre-norm block: self-attention, optional cross-attention (decoder), feed-forward; residual around each."""
+
+    def __init__(self, d_model: int, heads: int, ff_dim: int, dropout: float, cross: bool, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.d_model, self.heads, self.ff_dim, self.dropout_rate, self.cross = d_model, heads, ff_dim, dropout, cross
+        policy = self.dtype_policy
+        self.self_attn = MultiHeadAttention(d_model, heads, dropout, name="self_attn", dtype=policy)
+        self.cross_attn = (
+            MultiHeadAttention(d_model, heads, dropout, name="cross_attn", dtype=policy) if cross else None
+        )
+        self.self_norm = layers.LayerNormalization(epsilon=1e-6, name="self_norm", dtype=policy)
+        self.cross_norm = layers.LayerNormalization(epsilon=1e-6, name="cross_norm", dtype=policy) if cross else None
+        self.ff_norm = layers.LayerNormalization(epsilon=1e-6, name="ff_norm", dtype=policy)
+        self.ff_in = layers.Dense(ff_dim, activation="relu", name="ff_in", dtype=policy)
+        self.ff_out = layers.Dense(d_model, name="ff_out", dtype=policy)
+        self.dropout = layers.Dropout(dropout)
+
+    def call(self, x, self_mask, cache=None, cross_kv=None, src_mask=None, training=False):
+        """x: (batch, len, d). With `cache` (keys, values of earlier positions) returns (x, new cache)."""
+        h = self.self_norm(x)
+        keys, values = self.self_attn.project_kv(h)
+        if cache is not None:
+            keys, values = ops.concatenate([cache[0], keys], axis=1), ops.concatenate([cache[1], values], axis=1)
+        x = x + self.dropout(self.self_attn(h, keys, values, self_mask, training=training), training=training)
+        if self.cross_attn is not None:
+            h = self.cross_norm(x)
+            x = x + self.dropout(self.cross_attn(h, *cross_kv, src_mask, training=training), training=training)
+        h = self.ff_out(self.dropout(self.ff_in(self.ff_norm(x)), training=training))
+        return x + self.dropout(h, training=training), (keys, values)
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "d_model": self.d_model,
+            "heads": self.heads,
+            "ff_dim": self.ff_dim,
+            "dropout": self.dropout_rate,
+            "cross": self.cross,
+        }
+
+
+@keras.saving.register_keras_serializable(package="s2s")
+class TransformerSeq2Seq(keras.Model):
+    """Transformer with the same search interface as the RNN Seq2Seq.
+
+    encode -> (memory, cross keys/values per layer, src_mask, empty self-attention caches); decode(tgt_in, ...)
+    attends to cached keys/values of earlier positions, so a search step costs one position, not the prefix.
+    States are a flat list [keys_0, values_0, keys_1, values_1, ...], each (batch, decoded_len, d_model).
+    """
+
+    max_positions = 1024
+
+    def __init__(self, config: ModelConfig, src_vocab: int, tgt_vocab: int, dtype: str = "float32", **kwargs) -> None:
+        super().__init__(dtype=dtype, **kwargs)
+        self.config, self.src_vocab, self.tgt_vocab = config, src_vocab, tgt_vocab
+        c, policy, d = config, self.dtype_policy, config.d_model
+        init = keras.initializers.RandomNormal(stddev=d**-0.5)  # times sqrt(d) on input: unit-variance embeddings
+        self.src_embedding = layers.Embedding(
+            src_vocab, d, embeddings_initializer=init, name="src_embedding", dtype=policy
+        )
+        self.tgt_embedding = layers.Embedding(
+            tgt_vocab, d, embeddings_initializer=init, name="tgt_embedding", dtype=policy
+        )
+        block = dict(d_model=d, heads=c.heads, ff_dim=c.ff_dim, dropout=c.dropout, dtype=policy)
+        self.encoder_blocks = [TransformerBlock(cross=False, name=f"encoder_{i}", **block) for i in range(c.layers)]
+        self.decoder_blocks = [TransformerBlock(cross=True, name=f"decoder_{i}", **block) for i in range(c.layers)]
+        self.encoder_norm = layers.LayerNormalization(epsilon=1e-6, name="encoder_norm", dtype=policy)
+        self.decoder_norm = layers.LayerNormalization(epsilon=1e-6, name="decoder_norm", dtype=policy)
+        self.dropout = layers.Dropout(c.dropout)
+        self.output_bias = self.add_weight(shape=(tgt_vocab,), initializer="zeros", name="output_bias")
+        self.output_proj = (
+            None if c.tie_embeddings else layers.Dense(tgt_vocab, use_bias=False, name="output_proj", dtype="float32")
+        )
+        self.positions = ops.convert_to_tensor(sinusoids(self.max_positions, d))
+
+    def _embed(self, embedding, ids, offset, training):
+        # ids: (batch, len) -> (batch, len, d): scaled embeddings plus positions offset..offset+len
+        length = ops.shape(ids)[1]
+        x = embedding(ids) * ops.cast(self.config.d_model**0.5, embedding.compute_dtype)
+        pos = ops.slice(self.positions, (offset, 0), (length, self.config.d_model))
+        return self.dropout(x + ops.cast(pos, x.dtype), training=training)
+
+    def encode(self, src, training=False):
+        src_mask = ops.not_equal(src, PAD)
+        key_mask = ops.expand_dims(src_mask, 1)  # (batch, 1, src_len): every query sees the real source tokens
+        x = self._embed(self.src_embedding, src, 0, training)
+        for block in self.encoder_blocks:
+            x, _ = block(x, key_mask, training=training)
+        memory = self.encoder_norm(x)
+        cross_kv = [tensor for block in self.decoder_blocks for tensor in block.cross_attn.project_kv(memory)]
+        batch = ops.shape(src)[0]
+        empty = ops.zeros((batch, 0, self.config.d_model), dtype=memory.dtype)
+        return memory, cross_kv, src_mask, [empty] * (2 * self.config.layers)
+
+    def decode(self, tgt_in, memory, keys, src_mask, states, training=False):
+        offset = ops.shape(states[0])[1]  # positions already decoded (0 when teacher forcing)
+        length = ops.shape(tgt_in)[1]
+        # causal: query offset+i sees keys 0..offset+i. (1, len, offset+len) bool
+        causal = ops.expand_dims(ops.arange(offset + length)[None, :] <= (ops.arange(length) + offset)[:, None], 0)
+        src_keys = ops.expand_dims(src_mask, 1)
+        x = self._embed(self.tgt_embedding, tgt_in, offset, training)
+        new_states = []
+        for i, block in enumerate(self.decoder_blocks):
+            cache = (states[2 * i], states[2 * i + 1])
+            x, (k, v) = block(x, causal, cache, (keys[2 * i], keys[2 * i + 1]), src_keys, training=training)
+            new_states += [k, v]
+        hidden = ops.cast(self.decoder_norm(x), "float32")
+        if self.output_proj is None:
+            table = ops.cast(self.tgt_embedding.embeddings, "float32")
+            logits = ops.matmul(hidden, ops.transpose(table))
+        else:
+            logits = self.output_proj(hidden)
+        return logits + ops.cast(self.output_bias, "float32"), new_states
+
+    def call(self, inputs, training=False):
+        src, tgt_in = inputs
+        memory, keys, src_mask, states = self.encode(src, training=training)
+        logits, _ = self.decode(tgt_in, memory, keys, src_mask, states, training=training)
+        return logits
+
+    def get_config(self) -> dict:
+        return {"config": vars(self.config), "src_vocab": self.src_vocab, "tgt_vocab": self.tgt_vocab}
