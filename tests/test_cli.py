@@ -168,3 +168,13 @@ def test_evaluate_refuses_misaligned_src_and_ref(cli_run, tmp_path):
     (tmp_path / "ref.txt").write_text("一\n")
     result = invoke("evaluate", "--run-dir", run_dir, "--src", tmp_path / "src.txt", "--ref", tmp_path / "ref.txt")
     assert result.exit_code == 1 and "2 source lines but 1 reference lines" in result.stderr
+
+
+def test_invalid_model_options_are_one_clear_line(cli_run, tmp_path):
+    run_dir, _ = cli_run
+    result = invoke(
+        "train", "--run-dir", run_dir, "--force", "--arch", "transformer", "--d-model", "16", "--heads", "3"
+    )
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "error: --d-model (16) must be divisible by --heads (3)."
+    assert (run_dir / "model.weights.h5").exists()  # the refused run touched nothing
