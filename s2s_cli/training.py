@@ -115,6 +115,14 @@ def train_lock(run: RunDir) -> Iterator[None]:
         path.unlink(missing_ok=True)
 
 
+def _history_step(line: str) -> float:
+    """The step of a history line; a line cut short by a crash counts as after every checkpoint."""
+    try:
+        return json.loads(line)["step"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return float("inf")
+
+
 def _lock_owner(path) -> int | None:
     try:
         return int(path.read_text().strip())
@@ -222,7 +230,7 @@ class Trainer:
         """Drop validations logged after the checkpoint, which the resumed run will redo."""
         path = self.run.history_path
         if path.is_file():
-            lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if json.loads(ln)["step"] <= step]
+            lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if _history_step(ln) <= step]
             write_text_atomic(path, "".join(f"{ln}\n" for ln in lines))
 
     def batches(self, epoch: int) -> list[np.ndarray]:
@@ -405,6 +413,7 @@ def reset_training(run: RunDir) -> None:
 def train(run: RunDir, config: RunConfig, resume: bool = False, progress: TrainProgress | None = None) -> TrainResult:
     """Train the model described by `config` on the run dir's splits; resume from its last checkpoint if asked."""
     with train_lock(run):
+        run.verify_manifest()  # never train on tokenizers or splits that changed since prepare
         if not resume:
             reset_training(run)
         run.save_config(config)

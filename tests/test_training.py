@@ -173,3 +173,19 @@ def test_weights_from_another_vocabulary_are_refused(trained_run, tmp_path):
     run.write_manifest()  # even with a consistent manifest, the weights must not load
     with pytest.raises(RunDirError, match="does not fit the model described by config.json"):
         Translator.from_run_dir(run)
+
+
+def test_resume_drops_a_history_line_cut_short_by_a_crash(run):
+    train(run, tiny_config(run, max_steps=2, epochs=5))
+    with run.history_path.open("a") as f:
+        f.write('{"step": 9, "epoch": 1, "bl')
+    train(run, tiny_config(run, max_steps=3, epochs=5), resume=True)
+    steps = [json.loads(line)["step"] for line in run.history_path.read_text().splitlines()]
+    assert steps == [2, 3]
+
+
+def test_training_refuses_a_changed_tokenizer(run):
+    vocab = run.tokenizer_dir() / "src.json"
+    vocab.write_text(vocab.read_text().replace('"a"', '"b"', 1))
+    with pytest.raises(RunDirError, match="src.json differs"):
+        train(run, tiny_config(run))
