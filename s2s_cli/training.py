@@ -20,7 +20,7 @@ import tensorflow as tf
 from s2s_cli import checkpoints, evaluation
 from s2s_cli.config import RunConfig
 from s2s_cli.errors import TrainingError
-from s2s_cli.model import Seq2Seq, build_model, masked_loss
+from s2s_cli.model import build_model, masked_loss
 from s2s_cli.pipeline import EncodedPairs, dataset, make_batches
 from s2s_cli.rundir import RunDir, atomic_path, write_text_atomic
 from s2s_cli.translation import Translator, load_tokenizers
@@ -164,12 +164,18 @@ class Trainer:
         keras.utils.set_random_seed(tc.seed)
         tf.config.experimental.enable_op_determinism()
         self.src_tok, self.tgt_tok = load_tokenizers(run, config)
-        self.train_data = self._encode("train")
-        self.valid_data = self._encode("valid")
         self.valid_text = self._read("valid")
-        if not len(self.train_data):
-            raise TrainingError(f"{run.split_path('train', 'src')} is empty: re-run `s2s prepare` on a larger corpus.")
-        self.model: Seq2Seq = build_model(config.model, self.src_tok.vocab_size, self.tgt_tok.vocab_size, tc.precision)
+        self.train_data = self._encode(*self._read("train"))
+        self.valid_data = self._encode(*self.valid_text)
+        for split, data in (("train", self.train_data), ("valid", self.valid_data)):
+            if not len(data):
+                raise TrainingError(
+                    f"{run.split_path(split, 'src')} is empty: re-run `s2s prepare` with a larger corpus "
+                    "(or --valid-size > 0 / --valid FILE for the validation set)."
+                )
+        self.model: keras.Model = build_model(
+            config.model, self.src_tok.vocab_size, self.tgt_tok.vocab_size, tc.precision
+        )
         self.optimizer = keras.optimizers.Adam(
             learning_rate=WarmupInverseSqrt(tc.lr, tc.warmup), global_clipnorm=tc.clip_norm or None
         )
@@ -198,8 +204,7 @@ class Trainer:
         )
         return src, tgt
 
-    def _encode(self, split: str) -> EncodedPairs:
-        src, tgt = self._read(split)
+    def _encode(self, src: list[str], tgt: list[str]) -> EncodedPairs:
         max_len = self.config.data.max_len
         src_ids = [ids[:max_len] for ids in self.src_tok.encode(src)]
         tgt_ids = [ids[:max_len] for ids in self.tgt_tok.encode(tgt)]

@@ -189,3 +189,15 @@ def test_training_refuses_a_changed_tokenizer(run):
     vocab.write_text(vocab.read_text().replace('"a"', '"b"', 1))
     with pytest.raises(RunDirError, match="src.json differs"):
         train(run, tiny_config(run))
+
+
+def test_empty_validation_split_is_a_clear_error(tmp_path):
+    from conftest import write_sample
+
+    from s2s_cli.config import DataConfig
+    from s2s_cli.preparation import prepare
+
+    prepare(write_sample(tmp_path / "c.tsv", 40), None, tmp_path / "run", DataConfig(tokenizer="char", valid_size=0))
+    run = RunDir(tmp_path / "run")
+    with pytest.raises(TrainingError, match="valid.src is empty.*--valid-size > 0"):
+        train(run, tiny_config(run))
