@@ -101,7 +101,7 @@ def beam_search(
         vocab = log_probs.shape[-1]
         # candidates: (batch, k * vocab) total log-probabilities of every one-token extension
         candidates = (alive_scores[:, :, None] + log_probs.numpy().reshape(batch, k, vocab)).reshape(batch, -1)
-        top = np.argsort(-candidates, axis=1, kind="stable")[:, : 2 * k]
+        top = _top_indices(candidates, 2 * k)
         next_scores = np.full((batch, k), -np.inf)
         parents = np.zeros((batch, k), int)
         next_tokens = np.full((batch, k), PAD, np.int32)
@@ -140,3 +140,16 @@ def _until_eos(ids: np.ndarray) -> list[int]:
             break
         out.append(i)
     return out
+
+
+def _top_indices(scores: np.ndarray, n: int) -> np.ndarray:
+    """Per row, the indices of the `n` highest scores, best first; ties among them go to the lower index (as argmax).
+
+    argpartition is linear in the row length; a full argsort of (batch, beam * vocab) dominated decoding time.
+    Scores tied exactly at the n-th place are chosen between arbitrarily.
+    """
+    n = min(n, scores.shape[1])
+    part = np.argpartition(-scores, n - 1, axis=1)[:, :n]
+    values = np.take_along_axis(scores, part, axis=1)
+    order = np.lexsort((part, -values), axis=1)
+    return np.take_along_axis(part, order, axis=1)

