@@ -39,10 +39,9 @@ class Seq2Seq(keras.Model):
         self.decoder_rnns = [_rnn(c.cell, c.hidden, name=f"decoder_rnn_{i}", dtype=policy) for i in range(c.layers)]
         self.attention = Attention(c.attention, c.hidden, name="attention", dtype=policy)
         self.dropout = layers.Dropout(c.dropout)
-        # Logits stay float32 so the softmax and loss are exact under mixed bf16.
         self.output_bias = self.add_weight(shape=(tgt_vocab,), initializer="zeros", name="output_bias")
         self.output_proj = (
-            None if c.tie_embeddings else layers.Dense(tgt_vocab, use_bias=False, name="output_proj", dtype="float32")
+            None if c.tie_embeddings else layers.Dense(tgt_vocab, use_bias=False, name="output_proj", dtype=policy)
         )
 
     def encode(self, src, training=False):
@@ -72,13 +71,18 @@ class Seq2Seq(keras.Model):
         return self.project(hidden), new_states
 
     def project(self, hidden):
-        # hidden: (batch, tgt_len, hidden) -> logits (batch, tgt_len, tgt_vocab)
-        hidden = ops.cast(hidden, "float32")
+        """hidden: (batch, tgt_len, hidden) -> float32 logits (batch, tgt_len, tgt_vocab).
+
+        The projection, the largest matmul of a step, runs in the compute dtype (bf16 under mixed precision, as
+        in the Keras mixed-precision guide); logits are cast to float32 before softmax and loss.
+        """
         if self.output_proj is None:
             # Embeddings are N(0, 1); scaling by 1/sqrt(dim) keeps the tied logits as small as an untied layer's.
-            table = ops.cast(self.tgt_embedding.embeddings, "float32") * self.config.emb_dim**-0.5
-            return ops.matmul(hidden, ops.transpose(table)) + ops.cast(self.output_bias, "float32")
-        return self.output_proj(hidden) + ops.cast(self.output_bias, "float32")
+            table = ops.cast(self.tgt_embedding.embeddings, hidden.dtype) * self.config.emb_dim**-0.5
+            logits = ops.matmul(hidden, ops.transpose(table))
+        else:
+            logits = self.output_proj(hidden)
+        return ops.cast(logits, "float32") + ops.cast(self.output_bias, "float32")
 
     def call(self, inputs, training=False):
         src, tgt_in = inputs

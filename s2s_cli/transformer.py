@@ -131,7 +131,7 @@ class TransformerSeq2Seq(keras.Model):
         self.dropout = layers.Dropout(c.dropout)
         self.output_bias = self.add_weight(shape=(tgt_vocab,), initializer="zeros", name="output_bias")
         self.output_proj = (
-            None if c.tie_embeddings else layers.Dense(tgt_vocab, use_bias=False, name="output_proj", dtype="float32")
+            None if c.tie_embeddings else layers.Dense(tgt_vocab, use_bias=False, name="output_proj", dtype=policy)
         )
         self.positions = ops.convert_to_tensor(sinusoids(self.max_positions, d))
 
@@ -166,13 +166,12 @@ class TransformerSeq2Seq(keras.Model):
             cache = (states[2 * i], states[2 * i + 1])
             x, (k, v) = block(x, causal, cache, (keys[2 * i], keys[2 * i + 1]), src_keys, training=training)
             new_states += [k, v]
-        hidden = ops.cast(self.decoder_norm(x), "float32")
+        hidden = self.decoder_norm(x)
         if self.output_proj is None:
-            table = ops.cast(self.tgt_embedding.embeddings, "float32")
-            logits = ops.matmul(hidden, ops.transpose(table))
+            logits = ops.matmul(hidden, ops.transpose(ops.cast(self.tgt_embedding.embeddings, hidden.dtype)))
         else:
-            logits = self.output_proj(hidden)
-        return logits + ops.cast(self.output_bias, "float32"), new_states
+            logits = self.output_proj(hidden)  # in the compute dtype; softmax and loss get float32 logits
+        return ops.cast(logits, "float32") + ops.cast(self.output_bias, "float32"), new_states
 
     def call(self, inputs, training=False):
         src, tgt_in = inputs

@@ -16,9 +16,9 @@ def test_config_round_trip_and_unknown_keys(tmp_path):
     assert run.load_config() == config
     raw = json.loads((tmp_path / "config.json").read_text())
     assert set(raw["versions"]) == {"s2s", "keras", "tensorflow"}
-    raw["model"]["heads"] = 8
+    raw["model"]["colour"] = "blue"
     (tmp_path / "config.json").write_text(json.dumps(raw))
-    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['heads'\]"):
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['colour'\]"):
         run.load_config()
 
 
