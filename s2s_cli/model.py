@@ -10,16 +10,61 @@ from s2s_cli.layers import Attention, BiRNNEncoder, _rnn, state_size
 from s2s_cli.tokenizers import PAD
 
 
+class EncoderDecoder(keras.Model):
+    """What the RNN and Transformer models share: the output layer, the training call and the config.
+
+    Subclasses build `tgt_embedding` and call `build_output()` after their layers, and implement
+    `encode(src)` -> (memory, keys, src_mask, states) and `decode(tgt_in, memory, keys, src_mask, states)`.
+    """
+
+    def __init__(self, config: ModelConfig, src_vocab: int, tgt_vocab: int, dtype: str = "float32", **kwargs) -> None:
+        super().__init__(dtype=dtype, **kwargs)
+        self.config, self.src_vocab, self.tgt_vocab = config, src_vocab, tgt_vocab
+
+    def tied_output_scale(self) -> float:
+        """Factor on tied-embedding logits that keeps them as small as an untied layer's at initialization."""
+        return 1.0
+
+    def build_output(self) -> None:
+        self.output_bias = self.add_weight(shape=(self.tgt_vocab,), initializer="zeros", name="output_bias")
+        self.output_proj = (
+            None
+            if self.config.tie_embeddings
+            else layers.Dense(self.tgt_vocab, use_bias=False, name="output_proj", dtype=self.dtype_policy)
+        )
+
+    def project(self, hidden):
+        """hidden: (batch, tgt_len, size) -> float32 logits (batch, tgt_len, tgt_vocab).
+
+        The projection, the largest matmul of a step, runs in the compute dtype (bf16 under mixed precision, as
+        in the Keras mixed-precision guide); logits are cast to float32 before softmax and loss.
+        """
+        if self.output_proj is None:
+            table = ops.cast(self.tgt_embedding.embeddings, hidden.dtype) * self.tied_output_scale()
+            logits = ops.matmul(hidden, ops.transpose(table))
+        else:
+            logits = self.output_proj(hidden)
+        return ops.cast(logits, "float32") + ops.cast(self.output_bias, "float32")
+
+    def call(self, inputs, training=False):
+        src, tgt_in = inputs
+        memory, keys, src_mask, states = self.encode(src, training=training)
+        logits, _ = self.decode(tgt_in, memory, keys, src_mask, states, training=training)
+        return logits
+
+    def get_config(self) -> dict:
+        return {"config": vars(self.config), "src_vocab": self.src_vocab, "tgt_vocab": self.tgt_vocab}
+
+
 @keras.saving.register_keras_serializable(package="s2s")
-class Seq2Seq(keras.Model):
+class Seq2Seq(EncoderDecoder):
     """Encoder-decoder whose encoder and one-step decoder are separately callable for search.
 
     Decoder state is a flat list: for each decoder layer, `state_size(cell)` tensors of shape (batch, hidden).
     """
 
     def __init__(self, config: ModelConfig, src_vocab: int, tgt_vocab: int, dtype: str = "float32", **kwargs) -> None:
-        super().__init__(dtype=dtype, **kwargs)
-        self.config, self.src_vocab, self.tgt_vocab = config, src_vocab, tgt_vocab
+        super().__init__(config, src_vocab, tgt_vocab, dtype=dtype, **kwargs)
         c, policy = config, self.dtype_policy
         # Keras' default uniform(+-0.05) embeddings give the recurrent layers almost no input signal at first, and
         # training then sits at the unigram loss for hundreds of steps; N(0, 1) (as in PyTorch) avoids that.
@@ -39,10 +84,7 @@ class Seq2Seq(keras.Model):
         self.decoder_rnns = [_rnn(c.cell, c.hidden, name=f"decoder_rnn_{i}", dtype=policy) for i in range(c.layers)]
         self.attention = Attention(c.attention, c.hidden, name="attention", dtype=policy)
         self.dropout = layers.Dropout(c.dropout)
-        self.output_bias = self.add_weight(shape=(tgt_vocab,), initializer="zeros", name="output_bias")
-        self.output_proj = (
-            None if c.tie_embeddings else layers.Dense(tgt_vocab, use_bias=False, name="output_proj", dtype=policy)
-        )
+        self.build_output()
 
     def encode(self, src, training=False):
         """src: (batch, src_len) ids -> memory (batch, src_len, hidden), keys, src_mask, decoder states."""
@@ -70,28 +112,8 @@ class Seq2Seq(keras.Model):
         hidden = self.dropout(self.attention(x, memory, keys, src_mask), training=training)
         return self.project(hidden), new_states
 
-    def project(self, hidden):
-        """hidden: (batch, tgt_len, hidden) -> float32 logits (batch, tgt_len, tgt_vocab).
-
-        The projection, the largest matmul of a step, runs in the compute dtype (bf16 under mixed precision, as
-        in the Keras mixed-precision guide); logits are cast to float32 before softmax and loss.
-        """
-        if self.output_proj is None:
-            # Embeddings are N(0, 1); scaling by 1/sqrt(dim) keeps the tied logits as small as an untied layer's.
-            table = ops.cast(self.tgt_embedding.embeddings, hidden.dtype) * self.config.emb_dim**-0.5
-            logits = ops.matmul(hidden, ops.transpose(table))
-        else:
-            logits = self.output_proj(hidden)
-        return ops.cast(logits, "float32") + ops.cast(self.output_bias, "float32")
-
-    def call(self, inputs, training=False):
-        src, tgt_in = inputs
-        memory, keys, src_mask, states = self.encode(src, training=training)
-        logits, _ = self.decode(tgt_in, memory, keys, src_mask, states, training=training)
-        return logits
-
-    def get_config(self) -> dict:
-        return {"config": vars(self.config), "src_vocab": self.src_vocab, "tgt_vocab": self.tgt_vocab}
+    def tied_output_scale(self) -> float:
+        return self.config.emb_dim**-0.5  # the embeddings are N(0, 1)
 
 
 def build_model(config: ModelConfig, src_vocab: int, tgt_vocab: int, precision: str = "float32") -> keras.Model:

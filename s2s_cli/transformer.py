@@ -10,6 +10,7 @@ from keras import layers, ops
 
 from s2s_cli.config import ModelConfig
 from s2s_cli.layers import NEG_INF
+from s2s_cli.model import EncoderDecoder
 from s2s_cli.tokenizers import PAD
 
 
@@ -102,7 +103,7 @@ class TransformerBlock(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="s2s")
-class TransformerSeq2Seq(keras.Model):
+class TransformerSeq2Seq(EncoderDecoder):
     """Transformer with the same search interface as the RNN Seq2Seq.
 
     encode -> (memory, cross keys/values per layer, src_mask, empty self-attention caches); decode(tgt_in, ...)
@@ -113,8 +114,7 @@ class TransformerSeq2Seq(keras.Model):
     max_positions = 1024
 
     def __init__(self, config: ModelConfig, src_vocab: int, tgt_vocab: int, dtype: str = "float32", **kwargs) -> None:
-        super().__init__(dtype=dtype, **kwargs)
-        self.config, self.src_vocab, self.tgt_vocab = config, src_vocab, tgt_vocab
+        super().__init__(config, src_vocab, tgt_vocab, dtype=dtype, **kwargs)
         c, policy, d = config, self.dtype_policy, config.d_model
         init = keras.initializers.RandomNormal(stddev=d**-0.5)  # times sqrt(d) on input: unit-variance embeddings
         self.src_embedding = layers.Embedding(
@@ -129,10 +129,7 @@ class TransformerSeq2Seq(keras.Model):
         self.encoder_norm = layers.LayerNormalization(epsilon=1e-6, name="encoder_norm", dtype=policy)
         self.decoder_norm = layers.LayerNormalization(epsilon=1e-6, name="decoder_norm", dtype=policy)
         self.dropout = layers.Dropout(c.dropout)
-        self.output_bias = self.add_weight(shape=(tgt_vocab,), initializer="zeros", name="output_bias")
-        self.output_proj = (
-            None if c.tie_embeddings else layers.Dense(tgt_vocab, use_bias=False, name="output_proj", dtype=policy)
-        )
+        self.build_output()
         self.positions = ops.convert_to_tensor(sinusoids(self.max_positions, d))
 
     def _embed(self, embedding, ids, offset, training):
@@ -166,18 +163,4 @@ class TransformerSeq2Seq(keras.Model):
             cache = (states[2 * i], states[2 * i + 1])
             x, (k, v) = block(x, causal, cache, (keys[2 * i], keys[2 * i + 1]), src_keys, training=training)
             new_states += [k, v]
-        hidden = self.decoder_norm(x)
-        if self.output_proj is None:
-            logits = ops.matmul(hidden, ops.transpose(ops.cast(self.tgt_embedding.embeddings, hidden.dtype)))
-        else:
-            logits = self.output_proj(hidden)  # in the compute dtype; softmax and loss get float32 logits
-        return ops.cast(logits, "float32") + ops.cast(self.output_bias, "float32"), new_states
-
-    def call(self, inputs, training=False):
-        src, tgt_in = inputs
-        memory, keys, src_mask, states = self.encode(src, training=training)
-        logits, _ = self.decode(tgt_in, memory, keys, src_mask, states, training=training)
-        return logits
-
-    def get_config(self) -> dict:
-        return {"config": vars(self.config), "src_vocab": self.src_vocab, "tgt_vocab": self.tgt_vocab}
+        return self.project(self.decoder_norm(x)), new_states
