@@ -215,47 +215,19 @@ def train(
     json_out: JsonOpt = False,
 ) -> None:
     """Train the model on the run dir's data; validate each epoch and keep the best weights."""
+    from dataclasses import fields
+
+    from s2s_cli.config import ModelConfig, TrainConfig
     from s2s_cli.rundir import RunDir
     from s2s_cli.training import plan_config
     from s2s_cli.training import train as run_train
 
     given = {k: v for k, v in locals().items() if v is not None}
-    model_keys = (
-        "arch",
-        "cell",
-        "emb_dim",
-        "hidden",
-        "layers",
-        "dropout",
-        "attention",
-        "tie_embeddings",
-        "d_model",
-        "heads",
-        "ff_dim",
-    )
-    train_keys = (
-        "epochs",
-        "max_steps",
-        "max_minutes",
-        "valid_every",
-        "batch_tokens",
-        "batch_size",
-        "lr",
-        "warmup",
-        "clip_norm",
-        "label_smoothing",
-        "patience",
-        "select",
-        "valid_beam",
-        "precision",
-        "keep",
-        "seed",
-    )
     run = RunDir(run_dir)
     config = plan_config(
         run,
-        model={k: given[k] for k in model_keys if k in given},
-        train={k: given[k] for k in train_keys if k in given},
+        model={f.name: given[f.name] for f in fields(ModelConfig) if f.name in given},
+        train={f.name: given[f.name] for f in fields(TrainConfig) if f.name in given},
         resume=resume,
         force=force,
     )
