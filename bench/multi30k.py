@@ -30,6 +30,9 @@ def main() -> None:
     parser.add_argument("--emb", type=int, default=256)
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--layers", type=int, default=1)
+    parser.add_argument("--d-model", type=int, default=256, help="transformer width")
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--ff-dim", type=int, default=1024)
     parser.add_argument("--dropout", type=float, default=0.3)
     parser.add_argument("--vocab", type=int, default=8000)
     parser.add_argument("--batch-tokens", type=int, default=2048)
@@ -52,7 +55,14 @@ def main() -> None:
         config = RunConfig(
             data=run.load_config().data,
             model=ModelConfig(
-                arch=args.arch, emb_dim=args.emb, hidden=args.hidden, layers=args.layers, dropout=args.dropout
+                arch=args.arch,
+                emb_dim=args.emb,
+                hidden=args.hidden,
+                layers=args.layers,
+                dropout=args.dropout,
+                d_model=args.d_model,
+                heads=args.heads,
+                ff_dim=args.ff_dim,
             ),
             train=TrainConfig(
                 epochs=1000,

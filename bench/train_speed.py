@@ -32,6 +32,9 @@ def main() -> None:
     parser.add_argument("--emb", type=int, default=256)
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--layers", type=int, default=1)
+    parser.add_argument("--d-model", type=int, default=256, help="transformer width")
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--ff-dim", type=int, default=1024)
     parser.add_argument("--vocab", type=int, default=8000)
     parser.add_argument("--batch-tokens", type=int, default=4096)
     parser.add_argument("--precision", default="float32", choices=["float32", "bf16"])
@@ -47,7 +50,16 @@ def main() -> None:
         prepare(src_file, tgt_file, run.path, data)
         config = RunConfig(
             data=run.load_config().data,
-            model=ModelConfig(arch=args.arch, cell=args.cell, emb_dim=args.emb, hidden=args.hidden, layers=args.layers),
+            model=ModelConfig(
+                arch=args.arch,
+                cell=args.cell,
+                emb_dim=args.emb,
+                hidden=args.hidden,
+                layers=args.layers,
+                d_model=args.d_model,
+                heads=args.heads,
+                ff_dim=args.ff_dim,
+            ),
             train=TrainConfig(batch_tokens=args.batch_tokens, precision=args.precision),
         )
         trainer = Trainer(run, config, SilentProgress())
@@ -72,6 +84,11 @@ def main() -> None:
             "emb": args.emb,
             "hidden": args.hidden,
             "layers": args.layers,
+            **(
+                {"d_model": args.d_model, "heads": args.heads, "ff_dim": args.ff_dim}
+                if args.arch == "transformer"
+                else {}
+            ),
             "src_vocab": trainer.src_tok.vocab_size,
             "tgt_vocab": trainer.tgt_tok.vocab_size,
             "batch_tokens": args.batch_tokens,

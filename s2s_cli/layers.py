@@ -33,7 +33,7 @@ class BiRNNEncoder(layers.Layer):
             layers.Bidirectional(_rnn(cell, units, dtype=self.dtype_policy), name=f"birnn_{i}", dtype=self.dtype_policy)
             for i in range(num_layers)
         ]
-        self.dropout = layers.Dropout(dropout)
+        self.dropout = layers.Dropout(dropout, dtype=self.dtype_policy)
         self.supports_masking = True
 
     def call(self, x, mask=None, training=False):

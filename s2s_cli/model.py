@@ -83,7 +83,7 @@ class Seq2Seq(EncoderDecoder):
         ]
         self.decoder_rnns = [_rnn(c.cell, c.hidden, name=f"decoder_rnn_{i}", dtype=policy) for i in range(c.layers)]
         self.attention = Attention(c.attention, c.hidden, name="attention", dtype=policy)
-        self.dropout = layers.Dropout(c.dropout)
+        self.dropout = layers.Dropout(c.dropout, dtype=policy)
         self.build_output()
 
     def encode(self, src, training=False):

@@ -31,7 +31,7 @@ class MultiHeadAttention(layers.Layer):
         self.d_model, self.heads, self.dropout_rate = d_model, heads, dropout
         policy = self.dtype_policy
         self.q, self.k, self.v, self.o = (layers.Dense(d_model, name=n, dtype=policy) for n in ("q", "k", "v", "o"))
-        self.dropout = layers.Dropout(dropout)
+        self.dropout = layers.Dropout(dropout, dtype=policy)
 
     def project_kv(self, x):
         """x: (batch, len, d_model) -> keys, values: (batch, len, d_model)."""
@@ -76,7 +76,7 @@ class TransformerBlock(layers.Layer):
         self.ff_norm = layers.LayerNormalization(epsilon=1e-6, name="ff_norm", dtype=policy)
         self.ff_in = layers.Dense(ff_dim, activation="relu", name="ff_in", dtype=policy)
         self.ff_out = layers.Dense(d_model, name="ff_out", dtype=policy)
-        self.dropout = layers.Dropout(dropout)
+        self.dropout = layers.Dropout(dropout, dtype=policy)
 
     def call(self, x, self_mask, cache=None, cross_kv=None, src_mask=None, training=False):
         """x: (batch, len, d). With `cache` (keys, values of earlier positions) returns (x, new cache)."""
@@ -128,7 +128,7 @@ class TransformerSeq2Seq(EncoderDecoder):
         self.decoder_blocks = [TransformerBlock(cross=True, name=f"decoder_{i}", **block) for i in range(c.layers)]
         self.encoder_norm = layers.LayerNormalization(epsilon=1e-6, name="encoder_norm", dtype=policy)
         self.decoder_norm = layers.LayerNormalization(epsilon=1e-6, name="decoder_norm", dtype=policy)
-        self.dropout = layers.Dropout(c.dropout)
+        self.dropout = layers.Dropout(c.dropout, dtype=policy)
         self.build_output()
         self.positions = ops.convert_to_tensor(sinusoids(self.max_positions, d))
 

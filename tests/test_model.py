@@ -83,7 +83,11 @@ def test_tied_embeddings_share_the_output_matrix():
     assert abs(float(loss) - np.log(TGT_VOCAB)) < 0.2
 
 
-def test_bf16_policy_keeps_float32_logits():
-    model = build_model(ModelConfig(emb_dim=8, hidden=8), SRC_VOCAB, TGT_VOCAB, precision="bf16")
-    assert model.encoder.rnns[0].forward_layer.compute_dtype == "bfloat16"
+@pytest.mark.parametrize("arch", ["rnn", "transformer"])
+def test_bf16_policy_keeps_float32_logits(arch):
+    config = ModelConfig(arch=arch, emb_dim=8, hidden=8, d_model=8, heads=2, ff_dim=16, dropout=0.1)
+    model = build_model(config, SRC_VOCAB, TGT_VOCAB, precision="bf16")
+    assert all(w.dtype == "float32" for w in model.weights)
+    assert {layer.compute_dtype for layer in model._flatten_layers()} == {"bfloat16"}
+    assert model((SRC, TGT_IN), training=True).dtype == "float32"
     assert model((SRC, TGT_IN)).dtype == "float32"
