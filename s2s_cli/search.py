@@ -1,4 +1,9 @@
-"""Batched greedy and beam search over a compiled one-step decoder with carried recurrent state."""
+"""Batched greedy and beam search, each one TensorFlow graph: the whole decoding loop is a `tf.while_loop`.
+
+The model supplies `encode(src)` -> (memory, keys, src_mask, states) and a one-position `decode`; the RNN carries
+its recurrent state and the Transformer its per-layer key/value cache as `states`. The same graph functions serve
+`s2s translate` (through `Searcher`) and the exported SavedModel (`s2s export`), so both give the same output.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from s2s_cli.model import Seq2Seq
+from s2s_cli.model import EncoderDecoder
 from s2s_cli.tokenizers import BOS, EOS, PAD
+
+NEG_INF = float("-inf")
 
 
 @dataclass(frozen=True)
@@ -17,120 +24,202 @@ class Hypothesis:
     score: float  # length-normalized log-probability
 
 
-def max_output_lengths(src_lengths: np.ndarray, ratio: float = 1.5, extra: int = 10, cap: int = 512) -> np.ndarray:
-    """Longest output per sentence, proportional to its source length."""
-    return np.minimum((src_lengths * ratio).astype(int) + extra, cap)
+def max_output_lengths(src_lengths, ratio: float = 1.5, extra: int = 10, cap: int = 512) -> tf.Tensor:
+    """Longest output per sentence, proportional to its source length: (batch,) int32."""
+    src_lengths = tf.cast(src_lengths, tf.float32)
+    return tf.minimum(tf.cast(src_lengths * ratio, tf.int32) + extra, cap)
 
 
-def length_penalty(length: int, alpha: float) -> float:
+def length_penalty(length, alpha: float):
     """GNMT length penalty ((5 + length) / 6) ** alpha; alpha 0 compares raw log-probabilities."""
     return ((5.0 + length) / 6.0) ** alpha
 
 
-class StepDecoder:
-    """Compiled encode and one-step decode functions of a model, shared by all searches."""
-
-    def __init__(self, model: Seq2Seq) -> None:
-        self.model = model
-        self.encode = tf.function(self._encode, input_signature=[tf.TensorSpec((None, None), tf.int32)])
-        self.step = tf.function(self._step, reduce_retracing=True)
-
-    def _encode(self, src):
-        return self.model.encode(src, training=False)
-
-    def _step(self, tokens, memory, keys, src_mask, states):
-        # tokens: (rows,) -> log_probs (rows, vocab), new states
-        logits, states = self.model.decode(tokens[:, None], memory, keys, src_mask, states, training=False)
-        # <pad> and <s> are never outputs: mask them so every search ends only at </s> or the length limit.
-        never = tf.one_hot([PAD, BOS], self.model.tgt_vocab, on_value=-1e9, dtype=logits.dtype)
-        return tf.nn.log_softmax(logits[:, 0, :] + tf.reduce_sum(never, 0), axis=-1), states
+def step_log_probs(model: EncoderDecoder, tokens, memory, keys, src_mask, states):
+    """tokens: (rows,) -> log-probabilities of the next token (rows, vocab) and the new states."""
+    logits, states = model.decode(tokens[:, None], memory, keys, src_mask, states, training=False)
+    # <pad> and <s> are never outputs: mask them so every search ends only at </s> or the length limit.
+    never = tf.reduce_sum(tf.one_hot([PAD, BOS], model.tgt_vocab, on_value=-1e9, dtype=logits.dtype), 0)
+    return tf.nn.log_softmax(logits[:, 0, :] + never, axis=-1), states
 
 
-def greedy_search(decoder: StepDecoder, src: np.ndarray, max_lengths: np.ndarray) -> list[Hypothesis]:
-    """src: (batch, src_len) padded ids; returns one hypothesis per row, without <s>/</s>."""
-    batch = src.shape[0]
-    memory, keys, src_mask, states = decoder.encode(tf.constant(src, tf.int32))
-    tokens = np.full(batch, BOS, np.int32)
-    outputs = np.full((batch, int(max_lengths.max())), PAD, np.int32)
-    scores = np.zeros(batch)
-    lengths = np.zeros(batch, int)
-    done = np.zeros(batch, bool)
-    for t in range(outputs.shape[1]):
-        log_probs, states = decoder.step(tf.constant(tokens), memory, keys, src_mask, states)
-        log_probs = log_probs.numpy()
-        tokens = log_probs.argmax(-1).astype(np.int32)
-        scores += np.where(done, 0.0, log_probs[np.arange(batch), tokens])
-        outputs[:, t] = np.where(done, PAD, tokens)
-        lengths += ~done
+def greedy_graph(model: EncoderDecoder, src, max_lengths):
+    """src: (batch, src_len) int32; max_lengths: (batch,) -> ids (batch, steps), scores (batch,).
+
+    A row's ids end with </s> then <pad>s, or stop at its length limit; the score is the mean token log-probability.
+    """
+    batch, limit = tf.shape(src)[0], tf.reduce_max(max_lengths)
+    memory, keys, src_mask, states = model.encode(src, training=False)
+    positions = tf.range(limit)[None, :]
+
+    def body(t, tokens, states, outputs, scores, lengths, done):
+        log_probs, states = step_log_probs(model, tokens, memory, keys, src_mask, states)
+        tokens = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
+        scores += tf.where(done, 0.0, tf.gather(log_probs, tokens, batch_dims=1))
+        outputs = tf.where(positions == t, tf.where(done, PAD, tokens)[:, None], outputs)
+        lengths += tf.cast(~done, tf.int32)
         done |= (tokens == EOS) | (t + 1 >= max_lengths)
-        if done.all():
-            break
-    return [Hypothesis(_until_eos(outputs[i]), float(scores[i] / max(lengths[i], 1))) for i in range(batch)]
+        return t + 1, tokens, states, outputs, scores, lengths, done
+
+    loop_vars = (
+        tf.constant(0),
+        tf.fill([batch], BOS),
+        states,
+        tf.fill([batch, limit], PAD),
+        tf.zeros([batch]),
+        tf.zeros([batch], tf.int32),
+        tf.zeros([batch], tf.bool),
+    )
+    _, _, _, outputs, scores, lengths, _ = tf.while_loop(
+        lambda t, *args: (t < limit) & ~tf.reduce_all(args[-1]),
+        body,
+        loop_vars,
+        shape_invariants=_invariants(loop_vars),
+    )
+    return outputs, scores / tf.cast(tf.maximum(lengths, 1), tf.float32)
+
+
+def beam_graph(model: EncoderDecoder, src, max_lengths, beam: int, alpha: float, n_best: int):
+    """Beam search for a batch of sentences at once; rows of the decoder are (sentence, beam) pairs.
+
+    Each step extends every live hypothesis by every token and takes the 2 * beam best extensions per sentence, in
+    order: one ending in </s> (or reaching the length limit) joins the sentence's finished list, scored by
+    log-probability / length_penalty; others refill the beam, until it has `beam` live ones or `beam` finished ones.
+    A sentence is done when `beam` hypotheses have finished.
+
+    Returns ids (batch, n_best, steps) ending in <pad>, scores (batch, n_best) best first, counts (batch,).
+    """
+    if n_best > beam:
+        raise ValueError("n_best must not exceed the beam size")
+    k, vocab = beam, model.tgt_vocab
+    batch, limit = tf.shape(src)[0], tf.reduce_max(max_lengths)
+    encoded = model.encode(src, training=False)
+    memory, keys, src_mask, states = tf.nest.map_structure(lambda x: tf.repeat(x, k, axis=0), encoded)
+    positions = tf.range(limit)[None, None, :]
+    no_seqs = tf.fill([batch, k, limit], PAD)
+    no_scores = tf.fill([batch, k], NEG_INF)
+
+    def body(t, tokens, states, alive_seqs, alive_scores, fin_seqs, fin_scores, fin_count, done):
+        log_probs, states = step_log_probs(model, tokens, memory, keys, src_mask, states)
+        candidates = tf.reshape(alive_scores[:, :, None] + tf.reshape(log_probs, [batch, k, vocab]), [batch, -1])
+        values, flat = tf.math.top_k(candidates, k=min(2 * k, k * vocab))
+        parent, token = flat // vocab, flat % vocab
+        finishing = (token == EOS) | (t + 1 >= max_lengths[:, None])
+        # Take candidates best first until the beam is full or `beam` have finished; -inf ones are dead beams.
+        valid = tf.math.is_finite(values)
+        n_alive = tf.cumsum(tf.cast(valid & ~finishing, tf.int32), axis=1)
+        n_finished = fin_count[:, None] + tf.cumsum(tf.cast(valid & finishing, tf.int32), axis=1)
+        full = tf.cast((n_alive >= k) | (n_finished >= k), tf.int32)
+        taken = valid & (tf.cumsum(full, axis=1, exclusive=True) == 0) & ~done[:, None]
+        new_fin, new_alive = taken & finishing, taken & ~finishing
+
+        seqs = tf.gather(alive_seqs, parent, batch_dims=1)  # (batch, 2k, limit): each candidate's prefix
+        seqs = tf.where((positions == t) & (token != EOS)[:, :, None], token[:, :, None], seqs)
+        fin_slots = _slots(new_fin, fin_count, k)
+        fin_seqs = _place(fin_slots, seqs, fin_seqs, k)
+        fin_scores = _place(fin_slots, values / length_penalty(tf.cast(t + 1, tf.float32), alpha), fin_scores, k)
+        alive_slots = _slots(new_alive, tf.zeros_like(fin_count), k)
+        alive_seqs = _place(alive_slots, seqs, no_seqs, k)
+        alive_scores = _place(alive_slots, values, no_scores, k)
+        parents = _place(alive_slots, parent, tf.zeros([batch, k], tf.int32), k)
+        tokens = tf.reshape(_place(alive_slots, token, tf.fill([batch, k], PAD), k), [-1])
+
+        fin_count += tf.reduce_sum(tf.cast(new_fin, tf.int32), axis=1)
+        done |= (fin_count >= k) | ~tf.reduce_any(new_alive, axis=1)
+        order = tf.reshape(tf.range(batch)[:, None] * k + parents, [-1])
+        states = [tf.gather(s, order) for s in states]
+        return t + 1, tokens, states, alive_seqs, alive_scores, fin_seqs, fin_scores, fin_count, done
+
+    first = tf.concat([tf.zeros([batch, 1]), tf.fill([batch, k - 1], NEG_INF)], axis=1)  # identical beams: one lives
+    loop_vars = (
+        tf.constant(0),
+        tf.fill([batch * k], BOS),
+        states,
+        no_seqs,
+        first,
+        no_seqs,
+        no_scores,
+        tf.zeros([batch], tf.int32),
+        tf.zeros([batch], tf.bool),
+    )
+    *_, fin_seqs, fin_scores, fin_count, _ = tf.while_loop(
+        lambda t, *args: (t < limit) & ~tf.reduce_all(args[-1]),
+        body,
+        loop_vars,
+        shape_invariants=_invariants(loop_vars),
+    )
+    order = tf.argsort(fin_scores, axis=1, direction="DESCENDING", stable=True)[:, :n_best]
+    return (
+        tf.gather(fin_seqs, order, batch_dims=1),
+        tf.gather(fin_scores, order, batch_dims=1),
+        tf.minimum(fin_count, n_best),
+    )
+
+
+def _slots(chosen, start, k):
+    """chosen: (batch, candidates) bool -> the slot each chosen candidate fills (start, start + 1, ...), else k."""
+    return tf.where(chosen, start[:, None] + tf.cumsum(tf.cast(chosen, tf.int32), axis=1) - 1, k)
+
+
+def _place(slots, values, into, k):
+    """Write values (batch, candidates, ...) into `into` (batch, k, ...) at `slots`; slot k means not written."""
+    onehot = tf.one_hot(slots, k, dtype=tf.int32)  # (batch, candidates, k); slot k gives a zero row
+    source = tf.gather(values, tf.argmax(onehot, axis=1, output_type=tf.int32), batch_dims=1)
+    written = tf.reduce_any(onehot > 0, axis=1)
+    written = tf.reshape(written, tf.concat([tf.shape(written), tf.ones([tf.rank(into) - 2], tf.int32)], 0))
+    return tf.where(written, source, into)
+
+
+def _invariants(loop_vars):
+    """Loop shapes: the batch may be any size and the Transformer's caches grow along their second axis."""
+
+    def shape(x):
+        if x.shape.rank == 3:  # decoder caches (rows, decoded, d) grow; search buffers keep their shape
+            return tf.TensorShape([None, None, x.shape[-1]])
+        return tf.TensorShape([None] * (x.shape.rank - 1) + x.shape[-1:]) if x.shape.rank else x.shape
+
+    return tf.nest.map_structure(shape, loop_vars)
+
+
+class Searcher:
+    """A model's searches compiled once per setting; takes and returns numpy / Python values."""
+
+    def __init__(self, model: EncoderDecoder) -> None:
+        self.model = model
+        ids = tf.TensorSpec([None, None], tf.int32)
+        self.encode = tf.function(lambda src: model.encode(src, training=False), input_signature=[ids])
+        self.step = tf.function(lambda *args: step_log_probs(model, *args), reduce_retracing=True)
+        self.greedy_fn = tf.function(
+            lambda src, max_lengths: greedy_graph(model, src, max_lengths),
+            input_signature=[ids, tf.TensorSpec([None], tf.int32)],
+        )
+        self._beam_fns: dict[tuple[int, float, int], tf.types.experimental.GenericFunction] = {}
+
+    def beam_fn(self, beam: int, alpha: float, n_best: int):
+        key = (beam, float(alpha), n_best)
+        if key not in self._beam_fns:
+            self._beam_fns[key] = tf.function(
+                lambda src, max_lengths: beam_graph(self.model, src, max_lengths, beam, alpha, n_best),
+                input_signature=[tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32)],
+            )
+        return self._beam_fns[key]
+
+
+def greedy_search(searcher: Searcher, src: np.ndarray, max_lengths) -> list[Hypothesis]:
+    """src: (batch, src_len) padded ids; returns one hypothesis per row, without <s>/</s>."""
+    ids, scores = searcher.greedy_fn(tf.constant(src, tf.int32), tf.constant(max_lengths, tf.int32))
+    return [Hypothesis(_until_eos(row), float(score)) for row, score in zip(ids.numpy(), scores.numpy())]
 
 
 def beam_search(
-    decoder: StepDecoder,
-    src: np.ndarray,
-    max_lengths: np.ndarray,
-    beam: int = 5,
-    alpha: float = 0.6,
-    n_best: int = 1,
+    searcher: Searcher, src: np.ndarray, max_lengths, beam: int = 5, alpha: float = 0.6, n_best: int = 1
 ) -> list[list[Hypothesis]]:
-    """Beam search for a batch of sentences at once: rows are (sentence, beam) pairs, flattened.
-
-    Returns, per sentence, the `n_best` finished hypotheses sorted by length-penalized score.
-    """
-    batch, k = src.shape[0], beam
+    """Per sentence, the `n_best` finished hypotheses sorted by length-penalized score."""
     if n_best > beam:
         raise ValueError("n_best must not exceed the beam size")
-    memory, keys, src_mask, states = decoder.encode(tf.constant(src, tf.int32))
-    rows = np.repeat(np.arange(batch), k)  # each sentence's encoder output, once per beam
-    memory, keys, src_mask, states = tf.nest.map_structure(
-        lambda x: tf.gather(x, rows), (memory, keys, src_mask, states)
-    )
-
-    alive_scores = np.full((batch, k), -np.inf)
-    alive_scores[:, 0] = 0.0  # all beams start identical: keep only one alive at first
-    alive_seqs = np.zeros((batch, k, 0), np.int32)
-    tokens = np.full(batch * k, BOS, np.int32)
-    finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
-    done = np.zeros(batch, bool)
-
-    for t in range(int(max_lengths.max())):
-        log_probs, states = decoder.step(tf.constant(tokens), memory, keys, src_mask, states)
-        vocab = log_probs.shape[-1]
-        # candidates: (batch, k * vocab) total log-probabilities of every one-token extension
-        candidates = (alive_scores[:, :, None] + log_probs.numpy().reshape(batch, k, vocab)).reshape(batch, -1)
-        top = _top_indices(candidates, 2 * k)
-        next_scores = np.full((batch, k), -np.inf)
-        parents = np.zeros((batch, k), int)
-        next_tokens = np.full((batch, k), PAD, np.int32)
-        for b in np.flatnonzero(~done):
-            alive = 0
-            for flat in top[b]:
-                score = candidates[b, flat]
-                if not np.isfinite(score):
-                    break
-                parent, token = divmod(int(flat), vocab)
-                if token == EOS or t + 1 >= max_lengths[b]:
-                    ids = alive_seqs[b, parent].tolist() + ([] if token == EOS else [token])
-                    finished[b].append(Hypothesis(ids, float(score / length_penalty(t + 1, alpha))))
-                else:
-                    next_scores[b, alive], parents[b, alive], next_tokens[b, alive] = score, parent, token
-                    alive += 1
-                if alive == k or len(finished[b]) >= k:
-                    break
-            done[b] = len(finished[b]) >= k or alive == 0
-        if done.all():
-            break
-        alive_seqs = np.concatenate(
-            [np.take_along_axis(alive_seqs, parents[:, :, None], axis=1), next_tokens[:, :, None]], axis=2
-        )
-        alive_scores = next_scores
-        order = (np.arange(batch)[:, None] * k + parents).reshape(-1)
-        states = [tf.gather(s, order) for s in states]
-        tokens = next_tokens.reshape(-1)
-    return [sorted(hyps, key=lambda h: -h.score)[:n_best] for hyps in finished]
+    fn = searcher.beam_fn(beam, alpha, n_best)
+    ids, scores, counts = (x.numpy() for x in fn(tf.constant(src, tf.int32), tf.constant(max_lengths, tf.int32)))
+    return [[Hypothesis(_until_eos(ids[b, i]), float(scores[b, i])) for i in range(counts[b])] for b in range(len(ids))]
 
 
 def _until_eos(ids: np.ndarray) -> list[int]:
@@ -140,16 +229,3 @@ def _until_eos(ids: np.ndarray) -> list[int]:
             break
         out.append(i)
     return out
-
-
-def _top_indices(scores: np.ndarray, n: int) -> np.ndarray:
-    """Per row, the indices of the `n` highest scores, best first; ties among them go to the lower index (as argmax).
-
-    argpartition is linear in the row length; a full argsort of (batch, beam * vocab) dominated decoding time.
-    Scores tied exactly at the n-th place are chosen between arbitrarily.
-    """
-    n = min(n, scores.shape[1])
-    part = np.argpartition(-scores, n - 1, axis=1)[:, :n]
-    values = np.take_along_axis(scores, part, axis=1)
-    order = np.lexsort((part, -values), axis=1)
-    return np.take_along_axis(part, order, axis=1)

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from s2s_cli.config import RunConfig
+from s2s_cli.corpus import normalize
 from s2s_cli.errors import RunDirError
 from s2s_cli.model import Seq2Seq, build_model
 from s2s_cli.pipeline import pad_ids
 from s2s_cli.rundir import RunDir
-from s2s_cli.search import StepDecoder, beam_search, greedy_search, max_output_lengths
+from s2s_cli.search import Searcher, beam_search, greedy_search, max_output_lengths
 from s2s_cli.tokenizers import Tokenizer, load_tokenizer
 
 
@@ -26,7 +27,7 @@ class Translator:
 
     def __init__(self, config: RunConfig, model: Seq2Seq, src_tok: Tokenizer, tgt_tok: Tokenizer) -> None:
         self.config, self.model, self.src_tok, self.tgt_tok = config, model, src_tok, tgt_tok
-        self.decoder = StepDecoder(model)
+        self.searcher = Searcher(model)
         self.truncated = 0  # how many inputs were cut to the model's maximum source length
 
     @classmethod
@@ -58,9 +59,9 @@ class Translator:
             src = pad_ids([encoded[i] for i in index])
             max_lengths = max_output_lengths((src != 0).sum(1), cap=self.config.data.max_len * 2)
             if beam == 1 and n_best == 1:
-                hyps = [[h] for h in greedy_search(self.decoder, src, max_lengths)]
+                hyps = [[h] for h in greedy_search(self.searcher, src, max_lengths)]
             else:
-                hyps = beam_search(self.decoder, src, max_lengths, beam=beam, alpha=alpha, n_best=n_best)
+                hyps = beam_search(self.searcher, src, max_lengths, beam=beam, alpha=alpha, n_best=n_best)
             for i, nbest in zip(index, hyps):
                 results[i] = [Translation(self.tgt_tok.decode(h.ids), h.score) for h in nbest]
             if on_batch:
@@ -70,7 +71,7 @@ class Translator:
     def encode_sources(self, texts: Sequence[str]) -> list[list[int]]:
         """Tokenize sources, cutting any longer than the model's maximum source length."""
         max_len = self.config.data.max_len
-        encoded = self.src_tok.encode([" ".join(t.split()) for t in texts])
+        encoded = self.src_tok.encode([normalize(t) for t in texts])  # as prepare normalized the corpus
         self.truncated = sum(len(ids) > max_len for ids in encoded)
         return [ids[:max_len] for ids in encoded]
 

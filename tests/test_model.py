@@ -3,7 +3,7 @@ import pytest
 
 from s2s_cli.config import ModelConfig
 from s2s_cli.model import build_model, masked_loss
-from s2s_cli.search import StepDecoder
+from s2s_cli.search import Searcher
 
 SRC_VOCAB, TGT_VOCAB = 40, 50
 SRC = np.array([[5, 6, 7, 8, 0, 0], [9, 10, 0, 0, 0, 0]], np.int32)
@@ -54,7 +54,7 @@ def test_label_smoothing_raises_loss_of_confident_predictions():
 def test_step_by_step_logits_equal_teacher_forced_logits(cell):
     model = tiny(cell=cell, layers=2)
     full = model((SRC, TGT_IN)).numpy()
-    decoder = StepDecoder(model)
+    decoder = Searcher(model)
     memory, keys, mask, states = decoder.encode(SRC)
     for t in range(TGT_IN.shape[1]):
         log_probs, states = decoder.step(TGT_IN[:, t], memory, keys, mask, states)

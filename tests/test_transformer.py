@@ -8,7 +8,7 @@ from s2s_cli.config import ModelConfig
 from s2s_cli.errors import ConfigError
 from s2s_cli.model import build_model, masked_loss
 from s2s_cli.rundir import RunDir
-from s2s_cli.search import StepDecoder, beam_search, greedy_search, max_output_lengths
+from s2s_cli.search import Searcher, beam_search, greedy_search, max_output_lengths
 
 SRC = np.array([[5, 6, 7, 8, 0, 0], [9, 10, 0, 0, 0, 0]], np.int32)
 TGT_IN = np.array([[2, 11, 12, 13], [2, 14, 0, 0]], np.int32)
@@ -43,7 +43,7 @@ def test_padding_never_changes_outputs():
 def test_cached_step_logits_equal_full_sequence_logits():
     model = tiny()
     full = model((SRC, TGT_IN)).numpy()
-    decoder = StepDecoder(model)
+    decoder = Searcher(model)
     memory, keys, mask, states = decoder.encode(SRC)
     for t in range(TGT_IN.shape[1]):
         log_probs, states = decoder.step(TGT_IN[:, t], memory, keys, mask, states)
@@ -59,7 +59,7 @@ def test_save_load_identical_and_beam_one_equals_greedy(tmp_path):
     other = tiny()
     other.load_weights(tmp_path / "t.weights.h5")
     np.testing.assert_array_equal(other((SRC, TGT_IN)).numpy(), model((SRC, TGT_IN)).numpy())
-    decoder = StepDecoder(model)
+    decoder = Searcher(model)
     max_len = max_output_lengths((SRC != 0).sum(1))
     greedy = greedy_search(decoder, SRC, max_len)
     beam = beam_search(decoder, SRC, max_len, beam=1, alpha=0.0)
