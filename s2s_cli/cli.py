@@ -326,6 +326,33 @@ def translate(
         sys.stdout.flush()
 
 
+@app.command()
+@handles_errors
+def export(
+    out_dir: Annotated[
+        Path, typer.Argument(help="Directory for the SavedModel, e.g. models/en-zh/1 (TF Serving's version folder).")
+    ],
+    run_dir: RunDirOpt = DEFAULT_RUN_DIR,
+    beam: BeamOpt = 5,
+    length_penalty: LengthPenaltyOpt = 0.6,
+    force: Annotated[bool, typer.Option("--force", help="Replace OUT_DIR if it exists.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Export the trained model as a string-in/string-out TensorFlow SavedModel for TensorFlow Serving.
+
+    Tokenization, search and detokenization run inside the graph: clients send raw sentences and get translations.
+    """
+    from s2s_cli.export import export as run_export
+    from s2s_cli.rundir import RunDir
+
+    metadata = run_export(RunDir(run_dir), out_dir, beam=beam, alpha=length_penalty, force=force)
+    console.info(f"serve with: tensorflow_model_server --model_base_path={out_dir.resolve().parent} --model_name=s2s")
+    if json_out:
+        console.print_json({"path": str(out_dir), **metadata})
+    else:
+        sys.stdout.write(f"{out_dir}\n")
+
+
 def _sources(texts: list[str], input_file: Path | None) -> Iterator[str]:
     """Input lines from arguments, a file, or stdin (`-`), streamed."""
     from s2s_cli.corpus import iter_lines

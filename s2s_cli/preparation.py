@@ -11,7 +11,7 @@ from s2s_cli.config import DataConfig, RunConfig
 from s2s_cli.corpus import CorpusStats, Pair, detect_lang, read_corpus, split_pairs
 from s2s_cli.errors import RunDirError
 from s2s_cli.evaluation import CJK_LANGS
-from s2s_cli.rundir import RunDir, make_temp_dir, write_text_atomic
+from s2s_cli.rundir import RunDir, make_temp_dir, swap_in_dir, write_text_atomic
 from s2s_cli.tokenizers import Tokenizer, train_tokenizer
 
 
@@ -70,7 +70,7 @@ def prepare(
         tgt_tok.save(staging.tokenizer_dir(), "tgt")
         staging.save_config(config)
         staging.write_manifest()
-        _swap_in(staging.path, run_dir)
+        swap_in_dir(staging.path, run_dir)
     finally:
         shutil.rmtree(staging.path, ignore_errors=True)
     return PrepareResult(
@@ -105,18 +105,3 @@ def _drop_too_long(pairs: list[Pair], src_tok: Tokenizer, tgt_tok: Tokenizer, ma
     tgt_ids = tgt_tok.encode([t for _, t in pairs])
     kept = [p for p, s, t in zip(pairs, src_ids, tgt_ids) if len(s) <= max_len and len(t) <= max_len]
     return kept, len(pairs) - len(kept)
-
-
-def _swap_in(staging: Path, run_dir: Path) -> None:
-    """Replace `run_dir` by the fully written `staging` dir; the old one is removed only after the rename."""
-    if not run_dir.exists():
-        staging.rename(run_dir)
-        return
-    backup = run_dir.with_name(f".{run_dir.name}.old-{staging.name.rsplit('-', 1)[-1]}")
-    run_dir.rename(backup)
-    try:
-        staging.rename(run_dir)
-    except OSError:
-        backup.rename(run_dir)
-        raise
-    shutil.rmtree(backup, ignore_errors=True)

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,6 +60,21 @@ def make_temp_dir(parent: Path, prefix: str) -> Path:
     path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     path.chmod(0o777 & ~_umask())
     return path
+
+
+def swap_in_dir(staging: Path, run_dir: Path) -> None:
+    """Replace the dir `run_dir` by the fully written `staging` dir; the old one is removed only after the rename."""
+    if not run_dir.exists():
+        staging.rename(run_dir)
+        return
+    backup = run_dir.with_name(f".{run_dir.name}.old-{staging.name.rsplit('-', 1)[-1]}")
+    run_dir.rename(backup)
+    try:
+        staging.rename(run_dir)
+    except OSError:
+        backup.rename(run_dir)
+        raise
+    shutil.rmtree(backup, ignore_errors=True)
 
 
 @contextlib.contextmanager

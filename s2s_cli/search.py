@@ -48,7 +48,7 @@ def greedy_graph(model: EncoderDecoder, src, max_lengths):
 
     A row's ids end with </s> then <pad>s, or stop at its length limit; the score is the mean token log-probability.
     """
-    batch, limit = tf.shape(src)[0], tf.reduce_max(max_lengths)
+    batch, limit = tf.shape(src)[0], tf.maximum(tf.reduce_max(max_lengths), 0)  # 0 for no sentences
     memory, keys, src_mask, states = model.encode(src, training=False)
     positions = tf.range(limit)[None, :]
 
@@ -92,7 +92,7 @@ def beam_graph(model: EncoderDecoder, src, max_lengths, beam: int, alpha: float,
     if n_best > beam:
         raise ValueError("n_best must not exceed the beam size")
     k, vocab = beam, model.tgt_vocab
-    batch, limit = tf.shape(src)[0], tf.reduce_max(max_lengths)
+    batch, limit = tf.shape(src)[0], tf.maximum(tf.reduce_max(max_lengths), 0)  # 0 for no sentences
     encoded = model.encode(src, training=False)
     memory, keys, src_mask, states = tf.nest.map_structure(lambda x: tf.repeat(x, k, axis=0), encoded)
     positions = tf.range(limit)[None, None, :]
