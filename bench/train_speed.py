@@ -65,7 +65,7 @@ def main() -> None:
         trainer = Trainer(run, config, SilentProgress())
         steps, tokens, started = 0, 0, None
         for (src, tgt_in), tgt_out in dataset(trainer.train_data, trainer.batches(0)).repeat():
-            _, n = trainer.train_step(src, tgt_in, tgt_out)
+            _, n, _ = trainer.train_step(src, tgt_in, tgt_out)
             steps += 1
             if steps == args.warmup_steps:
                 float(n)  # wait for the warm-up steps to finish before starting the clock

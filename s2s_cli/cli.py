@@ -210,6 +210,13 @@ def train(
     precision: Annotated[Optional[str], typer.Option(help="float32 or bf16 (mixed bfloat16).")] = None,
     keep: Annotated[Optional[int], typer.Option(help="Step checkpoints to keep (default 2).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed for initialization, shuffling and dropout.")] = None,
+    strategy: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Distribution: auto (default), one (single device), mirrored (all local GPUs), or multi-worker "
+            "(the cluster in TF_CONFIG; run the same command on every worker)."
+        ),
+    ] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint.")] = False,
     force: Annotated[bool, typer.Option(help="Start over, replacing an earlier training in the run dir.")] = False,
     json_out: JsonOpt = False,

@@ -12,6 +12,7 @@ TOKENIZERS = ("spm", "char", "word")
 ARCHS = ("rnn", "transformer")
 CELLS = ("lstm", "gru")
 ATTENTIONS = ("general", "dot", "bahdanau")
+STRATEGIES = ("auto", "one", "mirrored", "multi-worker")
 PRECISIONS = ("float32", "bf16")
 
 
@@ -93,10 +94,12 @@ class TrainConfig:
     precision: str = "float32"
     keep: int = 2
     seed: int = 1
+    strategy: str = "auto"  # how training is distributed: auto, one, mirrored, multi-worker
 
     def __post_init__(self) -> None:
         _check_choice("precision", self.precision, PRECISIONS)
         _check_choice("select", self.select, ("bleu", "loss"))
+        _check_choice("strategy", self.strategy, STRATEGIES)
         _check_positive("epochs", self.epochs)
         _check_positive("batch_tokens", self.batch_tokens, minimum=16)
         _check_positive("valid_beam", self.valid_beam)

@@ -190,8 +190,8 @@ class RunDir:
         manifest = {"format_version": FORMAT_VERSION, "versions": versions(), "files": files}
         write_json_atomic(self.path / MANIFEST, manifest)
 
-    def verify_manifest(self) -> None:
-        """Check that every file the manifest names exists and has the recorded hash."""
+    def verify_manifest(self, only: tuple[str, ...] | None = None) -> None:
+        """Check that every file the manifest names (under the folders `only`, if given) exists with its hash."""
         manifest = read_json(self.path / MANIFEST)
         version = manifest.get("format_version")
         if not isinstance(version, int) or version > FORMAT_VERSION:
@@ -200,6 +200,8 @@ class RunDir:
                 "upgrade s2s."
             )
         for rel, digest in manifest.get("files", {}).items():
+            if only is not None and rel.split("/")[0] not in only:
+                continue
             path = self.path / rel
             if not path.is_file():
                 raise RunDirError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -19,13 +20,14 @@ import tensorflow as tf
 
 from s2s_cli import checkpoints, evaluation
 from s2s_cli.config import RunConfig
-from s2s_cli.errors import TrainingError
+from s2s_cli.errors import ConfigError, TrainingError
 from s2s_cli.model import build_model, masked_loss
-from s2s_cli.pipeline import EncodedPairs, dataset, make_batches
-from s2s_cli.rundir import RunDir, atomic_path, write_text_atomic
+from s2s_cli.pipeline import EncodedPairs, collate, dataset, make_batches
+from s2s_cli.rundir import DATA, TOKENIZERS, RunDir, atomic_path, write_text_atomic
 from s2s_cli.translation import Translator, load_tokenizers
 
 _SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
+SUM = tf.distribute.ReduceOp.SUM
 
 
 class TrainingInterrupted(TrainingError):
@@ -48,6 +50,8 @@ class TrainResult:
     seconds: float
     best_step: int
     stopped: str  # "epochs", "max_steps", "max_minutes" or "patience"
+    replicas: int
+    weights_sha256: str  # of the last step's weights: equal on every worker of a distributed run
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -155,11 +159,78 @@ def _catch_signals() -> Iterator[list[int]]:
             signal.signal(sig, handler)
 
 
-class Trainer:
-    """Owns the model, optimizer and data of one training run."""
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """The tf.distribute strategy for --strategy; create it before any other TensorFlow op runs.
 
-    def __init__(self, run: RunDir, config: RunConfig, progress: TrainProgress) -> None:
+    one: TensorFlow's default (no distribution). mirrored: all local GPUs, else all logical CPU devices.
+    multi-worker: MultiWorkerMirroredStrategy over the cluster in TF_CONFIG. auto: multi-worker when TF_CONFIG names
+    more than one task, mirrored when there are several GPUs, else one.
+    """
+    if name == "auto":
+        many_gpus = len(tf.config.list_physical_devices("GPU")) > 1
+        name = "multi-worker" if _cluster_size() > 1 else "mirrored" if many_gpus else "one"
+    if name == "one":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
+    if not _cluster_size():
+        raise ConfigError(
+            "--strategy multi-worker needs the TF_CONFIG environment variable (cluster and task of this worker); "
+            "see the README's 'Scaling out' section."
+        )
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def _cluster_size() -> int:
+    """Tasks in TF_CONFIG's cluster (0 when TF_CONFIG is not set)."""
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return 0
+    try:
+        cluster = json.loads(raw)["cluster"]
+        return sum(len(cluster.get(kind, [])) for kind in ("chief", "worker"))
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+        raise ConfigError(
+            'TF_CONFIG is not valid: expected JSON like {"cluster": {"worker": ["host1:port", ...]}, '
+            '"task": {"type": "worker", "index": 0}}.'
+        ) from None
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Only the chief (task "chief", else worker 0) writes the run dir: checkpoints, weights, history, logs."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return task_type == "chief" or (task_type == "worker" and task_id == 0 and not has_chief) or task_type is None
+
+
+def weights_digest(model: keras.Model) -> str:
+    """SHA-256 of every weight's bytes, in order: equal digests mean identical models (replicas, reloads)."""
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
+    return digest.hexdigest()
+
+
+class Trainer:
+    """Owns the model, optimizer and data of one training run, on one device or replicated by a tf.distribute
+    strategy (each global batch split across replicas; every process takes the same steps and stops together)."""
+
+    def __init__(
+        self,
+        run: RunDir,
+        config: RunConfig,
+        progress: TrainProgress,
+        strategy: tf.distribute.Strategy | None = None,
+    ) -> None:
         self.run, self.config, self.progress = run, config, progress
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.replicas = self.strategy.num_replicas_in_sync
+        self.is_chief = is_chief(self.strategy)
+        self.multi_worker = isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy)
         tc = config.train
         keras.utils.set_random_seed(tc.seed)
         tf.config.experimental.enable_op_determinism()
@@ -173,15 +244,19 @@ class Trainer:
                     f"{run.split_path(split, 'src')} is empty: re-run `s2s prepare` with a larger corpus "
                     "(or --valid-size > 0 / --valid FILE for the validation set)."
                 )
-        self.model: keras.Model = build_model(
-            config.model, self.src_tok.vocab_size, self.tgt_tok.vocab_size, tc.precision
-        )
-        self.optimizer = keras.optimizers.Adam(
-            learning_rate=WarmupInverseSqrt(tc.lr, tc.warmup), global_clipnorm=tc.clip_norm or None
-        )
-        self.optimizer.build(self.model.trainable_variables)
+        with self.strategy.scope():
+            self.model: keras.Model = build_model(
+                config.model, self.src_tok.vocab_size, self.tgt_tok.vocab_size, tc.precision
+            )
+            # Gradients are clipped in _replica_step, after they are summed over replicas.
+            self.optimizer = keras.optimizers.Adam(learning_rate=WarmupInverseSqrt(tc.lr, tc.warmup))
+            self.optimizer.build(self.model.trainable_variables)
         spec = tf.TensorSpec((None, None), tf.int32)
-        self.train_step = tf.function(self._train_step, input_signature=[spec, spec, spec])
+        if self.replicas == 1:
+            flags = tf.TensorSpec((2,), tf.float32)
+            self._step_fn = tf.function(self._train_step, input_signature=[spec, spec, spec, flags])
+        else:  # per-replica inputs: one trace per input structure, shapes generalized
+            self._step_fn = tf.function(self._train_step, reduce_retracing=True)
         self.eval_step = tf.function(self._eval_step, input_signature=[spec, spec, spec])
         self.translator = Translator(config, self.model, self.src_tok, self.tgt_tok)
         self.last_record: dict[str, Any] = {}
@@ -210,13 +285,33 @@ class Trainer:
         tgt_ids = [ids[:max_len] for ids in self.tgt_tok.encode(tgt)]
         return EncodedPairs(src_ids, tgt_ids)
 
-    def _train_step(self, src, tgt_in, tgt_out):
+    def train_step(self, src, tgt_in, tgt_out, stop_flags=(0.0, 0.0)):
+        """One optimizer step on a global batch -> (mean loss, target tokens, summed stop flags), all global."""
+        return self._step_fn(src, tgt_in, tgt_out, tf.constant(stop_flags, tf.float32))
+
+    def _train_step(self, src, tgt_in, tgt_out, stop_flags):
+        results = self.strategy.run(self._replica_step, args=(src, tgt_in, tgt_out, stop_flags))
+        # Every replica returns the same all-reduced values: take this process's first.
+        return tf.nest.map_structure(lambda x: self.strategy.experimental_local_results(x)[0], results)
+
+    def _replica_step(self, src, tgt_in, tgt_out, stop_flags):
+        context = tf.distribute.get_replica_context()
+        variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             logits = self.model((src, tgt_in), training=True)
             loss, tokens = masked_loss(tgt_out, logits, self.config.train.label_smoothing)
-        grads = tape.gradient(loss, self.model.trainable_variables)
-        self.optimizer.apply(grads, self.model.trainable_variables)
-        return loss, tokens
+            loss_sum = loss * tokens
+            total_tokens = context.all_reduce(SUM, tokens)
+            scaled = loss_sum / tf.maximum(total_tokens, 1.0)  # this replica's share of the global mean
+        grads = context.all_reduce(SUM, tape.gradient(scaled, variables))  # the global batch's gradient
+        if self.config.train.clip_norm:
+            grads, _ = tf.clip_by_global_norm(grads, self.config.train.clip_norm)
+        if self.replicas > 1:  # Keras' optimizer sums gradients over replicas once more: give it equal shares
+            grads = [tf.convert_to_tensor(g) / self.replicas for g in grads]
+        self.optimizer.apply(grads, variables)
+        mean_loss = context.all_reduce(SUM, loss_sum) / tf.maximum(total_tokens, 1.0)
+        # identity: an input has no device under MultiWorkerMirroredStrategy, and all_reduce needs one
+        return mean_loss, total_tokens, context.all_reduce(SUM, tf.identity(stop_flags))
 
     def _eval_step(self, src, tgt_in, tgt_out):
         logits = self.model((src, tgt_in), training=False)
@@ -229,7 +324,8 @@ class Trainer:
             raise TrainingError(f"{self.run.path} has no checkpoint to resume from: run `s2s train` without --resume.")
         saved = checkpoints.load_checkpoint(found[-1], self.model, self.optimizer)
         self.state.update({k: saved[k] for k in self.state if k in saved})
-        self._truncate_history(self.state["step"])
+        if self.is_chief:
+            self._truncate_history(self.state["step"])
 
     def _truncate_history(self, step: int) -> None:
         """Drop validations logged after the checkpoint, which the resumed run will redo."""
@@ -249,17 +345,16 @@ class Trainer:
                 f"{self.run.path} has already trained {state['epoch']} epochs / {state['step']} steps: "
                 "pass a larger --epochs or --max-steps to go on."
             )
-        writer = tf.summary.create_file_writer(str(self.run.logs_dir))
+        writer = (
+            tf.summary.create_file_writer(str(self.run.logs_dir)) if self.is_chief else tf.summary.create_noop_writer()
+        )
         self.progress.on_start(len(self.batches(0)), tc.epochs, state["step"], state["epoch"])
         self._started = self._clock = time.perf_counter()
         stopped = None
         with _catch_signals() as received, writer.as_default():
             while stopped is None:
-                for batch in dataset(self.train_data, self.batches(state["epoch"]), start=state["batch"]):
-                    self._train_on(batch)
-                    if received:
-                        self._interrupt(received[0])
-                    stopped = self._limit_reached()
+                for batch in self._epoch_inputs(state["epoch"], state["batch"]):
+                    stopped = self._train_on(batch, received)
                     if stopped:
                         break
                     if tc.valid_every and state["step"] % tc.valid_every == 0:
@@ -287,14 +382,40 @@ class Trainer:
             seconds=round(state["train_seconds"], 1),
             best_step=state["best_step"],
             stopped=stopped,
+            replicas=self.replicas,
+            weights_sha256=weights_digest(self.model),
         )
 
-    def _train_on(self, batch: tuple) -> None:
-        """One optimizer step; updates the position, the loss average, the progress bar and TensorBoard."""
-        state = self.state
+    def _epoch_inputs(self, epoch: int, start: int) -> Iterator[Any]:
+        """The epoch's batches from `start`: tensors on one replica, else each global batch split across replicas
+        (None for a batch with fewer sentences than replicas, which every process skips alike)."""
+        batches = self.batches(epoch)
+        if self.replicas == 1:
+            yield from dataset(self.train_data, batches, start=start)
+            return
+        for index in batches[start:]:
+            if len(index) < self.replicas:
+                yield None
+                continue
+            parts = [collate(self.train_data, part) for part in np.array_split(index, self.replicas)]
+            yield self.strategy.experimental_distribute_values_from_function(
+                lambda context, parts=parts: tf.nest.map_structure(tf.constant, parts[context.replica_id_in_sync_group])
+            )
+
+    def _train_on(self, batch: Any, received: list[int]) -> str | None:
+        """One optimizer step; updates the position, the loss average, the progress bar and TensorBoard.
+
+        Returns why training must stop now ("max_steps", "max_minutes") or None. The time limit and signals are
+        summed over all processes inside the step, so every worker stops after the same step.
+        """
+        state, tc = self.state, self.config.train
+        if batch is None:
+            state["batch"] += 1
+            return None
         (src, tgt_in), tgt_out = batch
-        loss, tokens = self.train_step(src, tgt_in, tgt_out)
-        loss = float(loss)
+        flags = (float(self._out_of_time()), float(bool(received)))
+        loss, tokens, flags = self.train_step(src, tgt_in, tgt_out, flags)
+        loss, flags = float(loss), flags.numpy()
         if not math.isfinite(loss):
             raise TrainingError(
                 f"loss became {loss} at step {state['step'] + 1}; the last good checkpoint is kept. "
@@ -312,14 +433,23 @@ class Trainer:
         if state["step"] % 20 == 0:
             tf.summary.scalar("train/loss", loss, step=state["step"])
             tf.summary.scalar("train/lr", lr, step=state["step"])
+        if not self.multi_worker:  # one process: act on a signal or the clock at once, not a step later
+            flags = (flags[0] or self._out_of_time(), flags[1] or bool(received))
+        if flags[1]:  # a signal here or on another worker
+            self._interrupt(received[0] if received else signal.SIGTERM)
+        if flags[0]:
+            return "max_minutes"
+        return "max_steps" if tc.max_steps and state["step"] >= tc.max_steps else None
 
     def _limit_reached(self) -> str | None:
         tc, state = self.config.train, self.state
         if tc.max_steps and state["step"] >= tc.max_steps:
             return "max_steps"
-        if tc.max_minutes and self._started and time.perf_counter() - self._started >= 60 * tc.max_minutes:
-            return "max_minutes"
-        return None
+        return "max_minutes" if self._out_of_time() else None
+
+    def _out_of_time(self) -> bool:
+        minutes = self.config.train.max_minutes
+        return bool(minutes and self._started and time.perf_counter() - self._started >= 60 * minutes)
 
     def _interrupt(self, signum: int) -> None:
         self._save_checkpoint()
@@ -370,19 +500,24 @@ class Trainer:
         else:
             state["bad_validations"] += 1
         record["best_step"] = state["best_step"]
-        with self.run.history_path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        if self.is_chief:
+            with self.run.history_path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
         for name in ("valid_loss", "bleu", "chrf", "tgt_tokens_per_sec"):
             tf.summary.scalar(f"valid/{name}", record[name], step=state["step"])
         self.progress.on_validation(record)
         return record
 
     def save_best_weights(self) -> None:
+        if not self.is_chief:
+            return
         with atomic_path(self.run.weights_path, suffix=".weights.h5") as tmp:
             self.model.save_weights(str(tmp))
         self.run.write_manifest()
 
     def _save_checkpoint(self) -> None:
+        if not self.is_chief:
+            return
         checkpoints.save_checkpoint(self.run, self.model, self.optimizer, self.state, self.config.train.keep)
 
 
@@ -416,15 +551,24 @@ def reset_training(run: RunDir) -> None:
 
 
 def train(run: RunDir, config: RunConfig, resume: bool = False, progress: TrainProgress | None = None) -> TrainResult:
-    """Train the model described by `config` on the run dir's splits; resume from its last checkpoint if asked."""
-    with train_lock(run):
-        run.verify_manifest()  # never train on tokenizers or splits that changed since prepare
-        if not resume:
-            reset_training(run)
-        run.save_config(config)
-        trainer = Trainer(run, config, progress or SilentProgress())
+    """Train the model described by `config` on the run dir's splits; resume from its last checkpoint if asked.
+
+    With several workers (--strategy multi-worker) every worker runs this; only the chief writes the run dir.
+    """
+    strategy = make_strategy(config.train.strategy)  # before any other TensorFlow op
+    chief = is_chief(strategy)
+    with train_lock(run) if chief else contextlib.nullcontext():
+        # Never train on tokenizers or splits that changed since prepare. Other workers check only what prepare
+        # wrote, which the chief never rewrites (on a shared file system it may be rewriting the rest).
+        run.verify_manifest(only=None if chief else (DATA, TOKENIZERS))
+        if chief:
+            if not resume:
+                reset_training(run)
+            run.save_config(config)
+        trainer = Trainer(run, config, progress or SilentProgress(), strategy)
         if resume:
             trainer.resume()
         result = trainer.fit()
-        run.write_manifest()
+        if chief:
+            run.write_manifest()
         return result

@@ -1,0 +1,101 @@
+"""--strategy: two worker processes on localhost train one model with MultiWorkerMirroredStrategy (TF_CONFIG)."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+
+import pytest
+from conftest import TINY_MODEL, tiny_config
+from typer.testing import CliRunner
+
+from s2s_cli import checkpoints
+from s2s_cli.cli import app
+from s2s_cli.rundir import RunDir
+from s2s_cli.training import SilentProgress, Trainer, train, weights_digest
+
+STEPS = 6
+
+
+def free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.fixture
+def run(prepared_run, tmp_path) -> RunDir:
+    shutil.copytree(prepared_run.path, tmp_path / "run")
+    return RunDir(tmp_path / "run")
+
+
+def test_two_workers_train_the_same_model(run):
+    workers = [f"localhost:{port}" for port in free_ports(2)]
+    options = [f"--{k.replace('_', '-')}={v}" for k, v in TINY_MODEL.items()]
+    command = [sys.executable, "-m", "s2s_cli", "train", "--run-dir", str(run.path), "--strategy", "multi-worker"]
+    command += ["--max-steps", str(STEPS), "--batch-tokens", "512", "--warmup", "10", "--json", *options]
+    procs = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        env = {**os.environ, "TF_CONFIG": json.dumps(tf_config), "TF_CPP_MIN_LOG_LEVEL": "2"}
+        procs.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outputs = []
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=240)
+            assert proc.returncode == 0, err[-3000:]
+            outputs.append(json.loads(out))
+    finally:
+        for proc in procs:
+            proc.kill()
+    chief, worker = outputs
+    assert chief["replicas"] == worker["replicas"] == 2
+    assert chief["steps"] == worker["steps"] == STEPS
+    assert chief["weights_sha256"] == worker["weights_sha256"]  # the replicas stayed identical
+    assert chief["train_loss"] == worker["train_loss"]
+
+    # Only the chief wrote the run dir: one history line per validation, and its checkpoint is the trained model.
+    history = run.history_path.read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["step"] for line in history][-1] == STEPS
+    assert len(history) == len({json.loads(line)["step"] for line in history})
+    saved = checkpoints.list_checkpoints(run)
+    assert saved[-1].name == f"ckpt-{STEPS:09d}"
+    trainer = Trainer(run, run.load_config(), SilentProgress())
+    checkpoints.load_checkpoint(saved[-1], trainer.model, trainer.optimizer)
+    assert weights_digest(trainer.model) == chief["weights_sha256"]
+    assert not run.file("train.lock").exists()
+
+
+def test_mirrored_on_one_device_trains_like_one(prepared_run, tmp_path):
+    digests = []
+    for strategy in ("one", "mirrored"):
+        run = RunDir(tmp_path / strategy)
+        shutil.copytree(prepared_run.path, run.path)
+        result = train(run, tiny_config(run, max_steps=3, strategy=strategy))
+        assert result.replicas == 1
+        digests.append(result.weights_sha256)
+    assert digests[0] == digests[1]
+
+
+def test_multi_worker_without_tf_config_is_a_clear_error(run, monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    result = CliRunner().invoke(app, ["train", "--run-dir", str(run.path), "--strategy", "multi-worker"])
+    assert result.exit_code == 1 and "TF_CONFIG" in result.output
+    assert not run.has_weights()
+
+
+def test_bad_tf_config_is_a_clear_error(run, monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    result = CliRunner().invoke(app, ["train", "--run-dir", str(run.path), "--strategy", "auto"])
+    assert result.exit_code == 1 and "TF_CONFIG is not valid" in result.output
+
+
+def test_unknown_strategy_is_rejected(run):
+    result = CliRunner().invoke(app, ["train", "--run-dir", str(run.path), "--strategy", "tpu"])
+    assert result.exit_code == 1 and "--strategy must be one of" in result.output
