@@ -17,9 +17,33 @@ class EncoderDecoder(keras.Model):
     `encode(src)` -> (memory, keys, src_mask, states) and `decode(tgt_in, memory, keys, src_mask, states)`.
     """
 
-    def __init__(self, config: ModelConfig, src_vocab: int, tgt_vocab: int, dtype: str = "float32", **kwargs) -> None:
+    def __init__(
+        self,
+        config: ModelConfig,
+        src_vocab: int,
+        tgt_vocab: int,
+        dtype: str = "float32",
+        joint: bool = False,
+        **kwargs,
+    ) -> None:
         super().__init__(dtype=dtype, **kwargs)
-        self.config, self.src_vocab, self.tgt_vocab = config, src_vocab, tgt_vocab
+        self.config, self.src_vocab, self.tgt_vocab, self.joint = config, src_vocab, tgt_vocab, joint
+        if joint and src_vocab != tgt_vocab:
+            raise ValueError("a joint vocabulary has one size for source and target")
+
+    def build_embeddings(self, dim: int, initializer) -> None:
+        """Source and target embeddings: one shared table when the vocabulary is joint (prepare --joint)."""
+        policy = self.dtype_policy
+        self.tgt_embedding = layers.Embedding(
+            self.tgt_vocab, dim, embeddings_initializer=initializer, name="tgt_embedding", dtype=policy
+        )
+        self.src_embedding = (
+            self.tgt_embedding
+            if self.joint
+            else layers.Embedding(
+                self.src_vocab, dim, embeddings_initializer=initializer, name="src_embedding", dtype=policy
+            )
+        )
 
     def tied_output_scale(self) -> float:
         """Factor on tied-embedding logits that keeps them as small as an untied layer's at initialization."""
@@ -53,7 +77,12 @@ class EncoderDecoder(keras.Model):
         return logits
 
     def get_config(self) -> dict:
-        return {"config": vars(self.config), "src_vocab": self.src_vocab, "tgt_vocab": self.tgt_vocab}
+        return {
+            "config": vars(self.config),
+            "src_vocab": self.src_vocab,
+            "tgt_vocab": self.tgt_vocab,
+            "joint": self.joint,
+        }
 
 
 @keras.saving.register_keras_serializable(package="s2s")
@@ -63,18 +92,13 @@ class Seq2Seq(EncoderDecoder):
     Decoder state is a flat list: for each decoder layer, `state_size(cell)` tensors of shape (batch, hidden).
     """
 
-    def __init__(self, config: ModelConfig, src_vocab: int, tgt_vocab: int, dtype: str = "float32", **kwargs) -> None:
-        super().__init__(config, src_vocab, tgt_vocab, dtype=dtype, **kwargs)
+    def __init__(self, config: ModelConfig, src_vocab: int, tgt_vocab: int, **kwargs) -> None:
+        super().__init__(config, src_vocab, tgt_vocab, **kwargs)
         c, policy = config, self.dtype_policy
         # Keras' default uniform(+-0.05) embeddings give the recurrent layers almost no input signal at first, and
         # training then sits at the unigram loss for hundreds of steps; N(0, 1) (as in PyTorch) avoids that.
         init = keras.initializers.RandomNormal(stddev=1.0)
-        self.src_embedding = layers.Embedding(
-            src_vocab, c.emb_dim, embeddings_initializer=init, name="src_embedding", dtype=policy
-        )
-        self.tgt_embedding = layers.Embedding(
-            tgt_vocab, c.emb_dim, embeddings_initializer=init, name="tgt_embedding", dtype=policy
-        )
+        self.build_embeddings(c.emb_dim, init)
         self.encoder = BiRNNEncoder(c.cell, c.hidden, c.layers, c.dropout, name="encoder", dtype=policy)
         self.memory_proj = layers.Dense(c.hidden, use_bias=False, name="memory_proj", dtype=policy)
         self.bridges = [
@@ -116,12 +140,18 @@ class Seq2Seq(EncoderDecoder):
         return self.config.emb_dim**-0.5  # the embeddings are N(0, 1)
 
 
-def build_model(config: ModelConfig, src_vocab: int, tgt_vocab: int, precision: str = "float32") -> keras.Model:
-    """Build the RNN or Transformer model and create its variables, so weights can be loaded into it."""
+def build_model(
+    config: ModelConfig, src_vocab: int, tgt_vocab: int, precision: str = "float32", joint: bool = False
+) -> keras.Model:
+    """Build the RNN or Transformer model and create its variables, so weights can be loaded into it.
+
+    `joint`: source and target share one vocabulary (prepare --joint), hence one embedding table (and, with
+    tie_embeddings, the output layer's too)."""
     from s2s_cli.transformer import TransformerSeq2Seq
 
     model_class = TransformerSeq2Seq if config.arch == "transformer" else Seq2Seq
-    model = model_class(config, src_vocab, tgt_vocab, dtype="mixed_bfloat16" if precision == "bf16" else "float32")
+    dtype = "mixed_bfloat16" if precision == "bf16" else "float32"
+    model = model_class(config, src_vocab, tgt_vocab, dtype=dtype, joint=joint)
     model((ops.ones((1, 2), dtype="int32"), ops.ones((1, 2), dtype="int32")))
     return model
 

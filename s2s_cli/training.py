@@ -246,7 +246,7 @@ class Trainer:
                 )
         with self.strategy.scope():
             self.model: keras.Model = build_model(
-                config.model, self.src_tok.vocab_size, self.tgt_tok.vocab_size, tc.precision
+                config.model, self.src_tok.vocab_size, self.tgt_tok.vocab_size, tc.precision, config.data.joint
             )
             # Gradients are clipped in _replica_step, after they are summed over replicas.
             self.optimizer = keras.optimizers.Adam(learning_rate=WarmupInverseSqrt(tc.lr, tc.warmup))

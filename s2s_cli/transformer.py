@@ -113,16 +113,11 @@ class TransformerSeq2Seq(EncoderDecoder):
 
     max_positions = 1024
 
-    def __init__(self, config: ModelConfig, src_vocab: int, tgt_vocab: int, dtype: str = "float32", **kwargs) -> None:
-        super().__init__(config, src_vocab, tgt_vocab, dtype=dtype, **kwargs)
+    def __init__(self, config: ModelConfig, src_vocab: int, tgt_vocab: int, **kwargs) -> None:
+        super().__init__(config, src_vocab, tgt_vocab, **kwargs)
         c, policy, d = config, self.dtype_policy, config.d_model
         init = keras.initializers.RandomNormal(stddev=d**-0.5)  # times sqrt(d) on input: unit-variance embeddings
-        self.src_embedding = layers.Embedding(
-            src_vocab, d, embeddings_initializer=init, name="src_embedding", dtype=policy
-        )
-        self.tgt_embedding = layers.Embedding(
-            tgt_vocab, d, embeddings_initializer=init, name="tgt_embedding", dtype=policy
-        )
+        self.build_embeddings(d, init)
         block = dict(d_model=d, heads=c.heads, ff_dim=c.ff_dim, dropout=c.dropout, dtype=policy)
         self.encoder_blocks = [TransformerBlock(cross=False, name=f"encoder_{i}", **block) for i in range(c.layers)]
         self.decoder_blocks = [TransformerBlock(cross=True, name=f"decoder_{i}", **block) for i in range(c.layers)]

@@ -37,7 +37,9 @@ class Translator:
         run.verify_manifest()
         config = run.load_config()
         src_tok, tgt_tok = load_tokenizers(run, config)
-        model = build_model(config.model, src_tok.vocab_size, tgt_tok.vocab_size, config.train.precision)
+        model = build_model(
+            config.model, src_tok.vocab_size, tgt_tok.vocab_size, config.train.precision, config.data.joint
+        )
         load_weights(model, weights or run.weights_path)
         return cls(config, model, src_tok, tgt_tok)
 

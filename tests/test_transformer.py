@@ -85,3 +85,17 @@ def test_trains_and_translates_from_the_run_dir(prepared_run, tmp_path):
     out = translator.translate(["I eat apples.", "", "Hello, world."], beam=3)
     assert len(out) == 3 and out[1][0].text == ""
     assert translator.model.__class__.__name__ == "TransformerSeq2Seq"
+
+
+@pytest.mark.parametrize("arch", ["rnn", "transformer"])
+def test_joint_vocabulary_shares_one_embedding_table(arch, tmp_path):
+    config = ModelConfig(**{**TINY, "arch": arch, "emb_dim": 16, "hidden": 16, "tie_embeddings": True})
+    separate = build_model(config, 50, 50)
+    joint = build_model(config, 50, 50, joint=True)
+    assert joint.src_embedding is joint.tgt_embedding
+    assert separate.count_params() - joint.count_params() == 50 * (16 if arch == "rnn" else TINY["d_model"])
+    joint.save_weights(tmp_path / "j.weights.h5")
+    again = build_model(config, 50, 50, joint=True)
+    again.load_weights(tmp_path / "j.weights.h5")
+    src = np.array([[5, 6, 7]], np.int32)
+    np.testing.assert_array_equal(again((src, src)).numpy(), joint((src, src)).numpy())
