@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--vocab", type=int, default=8000)
     parser.add_argument("--batch-tokens", type=int, default=2048)
     parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--precision", default="bf16", choices=["float32", "bf16"])
     parser.add_argument("--beam", type=int, default=5)
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
@@ -69,6 +70,7 @@ def main() -> None:
                 max_minutes=args.minutes,
                 batch_tokens=args.batch_tokens,
                 lr=args.lr,
+                warmup=args.warmup,
                 precision=args.precision,
                 patience=5,
             ),
