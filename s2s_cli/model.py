@@ -34,16 +34,13 @@ class EncoderDecoder(keras.Model):
     def build_embeddings(self, dim: int, initializer) -> None:
         """Source and target embeddings: one shared table when the vocabulary is joint (prepare --joint)."""
         policy = self.dtype_policy
-        self.tgt_embedding = layers.Embedding(
-            self.tgt_vocab, dim, embeddings_initializer=initializer, name="tgt_embedding", dtype=policy
-        )
-        self.src_embedding = (
-            self.tgt_embedding
-            if self.joint
-            else layers.Embedding(
-                self.src_vocab, dim, embeddings_initializer=initializer, name="src_embedding", dtype=policy
-            )
-        )
+
+        def embedding(vocab: int, name: str) -> layers.Embedding:
+            return layers.Embedding(vocab, dim, embeddings_initializer=initializer, name=name, dtype=policy)
+
+        # Source first: the order in which layers are created is the layout of saved weight files.
+        self.src_embedding = embedding(self.src_vocab, "src_embedding" if not self.joint else "shared_embedding")
+        self.tgt_embedding = self.src_embedding if self.joint else embedding(self.tgt_vocab, "tgt_embedding")
 
     def tied_output_scale(self) -> float:
         """Factor on tied-embedding logits that keeps them as small as an untied layer's at initialization."""
