@@ -12,7 +12,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from s2s_cli.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from model_options import add_model_options, model_config
+
+from s2s_cli.config import DataConfig, RunConfig, TrainConfig
 from s2s_cli.corpus import read_lines
 from s2s_cli.evaluation import score
 from s2s_cli.preparation import prepare
@@ -26,14 +28,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="folder with train/val/test_2016_flickr .en/.de")
     parser.add_argument("--minutes", type=float, default=60.0, help="training budget, validation included")
     parser.add_argument("--run-dir", type=Path, help="keep the run here (default: a temporary dir)")
-    parser.add_argument("--arch", default="rnn")
-    parser.add_argument("--emb", type=int, default=256)
-    parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument("--layers", type=int, default=1)
-    parser.add_argument("--d-model", type=int, default=256, help="transformer width")
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--ff-dim", type=int, default=1024)
-    parser.add_argument("--dropout", type=float, default=0.3)
+    add_model_options(parser, dropout=0.3)
     parser.add_argument("--vocab", type=int, default=8000)
     parser.add_argument("--batch-tokens", type=int, default=2048)
     parser.add_argument("--lr", type=float, default=2e-3)
@@ -55,16 +50,7 @@ def main() -> None:
         prepare(files["train.en"], files["train.de"], run.path, data, force=True, valid_files=valid, test_files=test)
         config = RunConfig(
             data=run.load_config().data,
-            model=ModelConfig(
-                arch=args.arch,
-                emb_dim=args.emb,
-                hidden=args.hidden,
-                layers=args.layers,
-                dropout=args.dropout,
-                d_model=args.d_model,
-                heads=args.heads,
-                ff_dim=args.ff_dim,
-            ),
+            model=model_config(args),
             train=TrainConfig(
                 epochs=1000,
                 max_minutes=args.minutes,

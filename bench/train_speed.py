@@ -13,7 +13,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from s2s_cli.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from model_options import add_model_options, model_config, model_settings
+
+from s2s_cli.config import DataConfig, RunConfig, TrainConfig
 from s2s_cli.pipeline import dataset
 from s2s_cli.preparation import prepare
 from s2s_cli.rundir import RunDir
@@ -27,14 +29,7 @@ def main() -> None:
     parser.add_argument("--tgt", default="de")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--warmup-steps", type=int, default=5)
-    parser.add_argument("--arch", default="rnn")
-    parser.add_argument("--cell", default="lstm")
-    parser.add_argument("--emb", type=int, default=256)
-    parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument("--layers", type=int, default=1)
-    parser.add_argument("--d-model", type=int, default=256, help="transformer width")
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--ff-dim", type=int, default=1024)
+    add_model_options(parser)
     parser.add_argument("--vocab", type=int, default=8000)
     parser.add_argument("--batch-tokens", type=int, default=4096)
     parser.add_argument("--precision", default="float32", choices=["float32", "bf16"])
@@ -50,16 +45,7 @@ def main() -> None:
         prepare(src_file, tgt_file, run.path, data)
         config = RunConfig(
             data=run.load_config().data,
-            model=ModelConfig(
-                arch=args.arch,
-                cell=args.cell,
-                emb_dim=args.emb,
-                hidden=args.hidden,
-                layers=args.layers,
-                d_model=args.d_model,
-                heads=args.heads,
-                ff_dim=args.ff_dim,
-            ),
+            model=model_config(args),
             train=TrainConfig(batch_tokens=args.batch_tokens, precision=args.precision),
         )
         trainer = Trainer(run, config, SilentProgress())
@@ -79,16 +65,7 @@ def main() -> None:
             "tgt_tokens_per_sec": round(tokens / elapsed, 1),
             "steps_per_sec": round((steps - args.warmup_steps) / elapsed, 2),
             "params": trainer.model.count_params(),
-            "arch": args.arch,
-            "cell": args.cell,
-            "emb": args.emb,
-            "hidden": args.hidden,
-            "layers": args.layers,
-            **(
-                {"d_model": args.d_model, "heads": args.heads, "ff_dim": args.ff_dim}
-                if args.arch == "transformer"
-                else {}
-            ),
+            **model_settings(args),
             "src_vocab": trainer.src_tok.vocab_size,
             "tgt_vocab": trainer.tgt_tok.vocab_size,
             "batch_tokens": args.batch_tokens,

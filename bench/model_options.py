@@ -1,0 +1,41 @@
+"""The model-shape flags the bench scripts share, so each builds exactly the shape it is asked for."""
+
+from __future__ import annotations
+
+import argparse
+
+from s2s_cli.config import ModelConfig
+
+
+def add_model_options(parser: argparse.ArgumentParser, dropout: float = 0.2) -> None:
+    parser.add_argument("--arch", default="rnn", choices=["rnn", "transformer"])
+    parser.add_argument("--cell", default="lstm", choices=["lstm", "gru"])
+    parser.add_argument("--emb", type=int, default=256, help="RNN embedding size")
+    parser.add_argument("--hidden", type=int, default=256, help="RNN hidden size")
+    parser.add_argument("--layers", type=int, default=1)
+    parser.add_argument("--d-model", type=int, default=256, help="Transformer width")
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--ff-dim", type=int, default=1024)
+    parser.add_argument("--dropout", type=float, default=dropout)
+
+
+def model_config(args: argparse.Namespace) -> ModelConfig:
+    return ModelConfig(
+        arch=args.arch,
+        cell=args.cell,
+        emb_dim=args.emb,
+        hidden=args.hidden,
+        layers=args.layers,
+        d_model=args.d_model,
+        heads=args.heads,
+        ff_dim=args.ff_dim,
+        dropout=args.dropout,
+    )
+
+
+def model_settings(args: argparse.Namespace) -> dict:
+    """The shape flags that matter for --arch, for the JSON result."""
+    names = ["layers", "dropout"] + (
+        ["d_model", "heads", "ff_dim"] if args.arch == "transformer" else ["cell", "emb", "hidden"]
+    )
+    return {"arch": args.arch, **{name: getattr(args, name) for name in names}}
