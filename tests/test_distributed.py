@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import TINY_MODEL, tiny_config
+from conftest import TINY_MODEL, TINY_TRAIN, tiny_config
 from typer.testing import CliRunner
 
 from s2s_cli import checkpoints
@@ -81,6 +81,42 @@ def test_mirrored_on_one_device_trains_like_one(prepared_run, tmp_path):
         assert result.replicas == 1
         digests.append(result.weights_sha256)
     assert digests[0] == digests[1]
+
+
+MIRRORED_TWO_CPUS = """
+import json, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from s2s_cli.rundir import RunDir
+from s2s_cli.training import train
+run = RunDir(sys.argv[1])
+config = run.load_config().with_overrides(json.loads(sys.argv[2]), json.loads(sys.argv[3]))
+result = train(run, config)
+print(json.dumps({"replicas": result.replicas, "train_loss": result.train_loss, "steps": result.steps}))
+"""
+
+
+def test_mirrored_over_two_logical_cpus_splits_each_batch(prepared_run, tmp_path):
+    """Two replicas in one process (TF must be configured before it starts, hence a subprocess)."""
+    train_options = {**TINY_TRAIN, "max_steps": 4, "strategy": "mirrored"}
+    runs = [RunDir(tmp_path / name) for name in ("two", "one")]
+    for run in runs:
+        shutil.copytree(prepared_run.path, run.path)
+    proc = subprocess.run(
+        [sys.executable, "-c", MIRRORED_TWO_CPUS, str(runs[0].path), json.dumps(TINY_MODEL), json.dumps(train_options)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    two = json.loads(proc.stdout.splitlines()[-1])
+    one = train(runs[1], tiny_config(runs[1], max_steps=4))
+    assert two["replicas"] == 2 and two["steps"] == one.steps == 4
+    # The same global batches and summed gradients: only the replicas' dropout masks differ.
+    assert two["train_loss"] == pytest.approx(one.train_loss, abs=0.05)
+    assert checkpoints.list_checkpoints(runs[0])[-1].name == "ckpt-000000004"
 
 
 def test_multi_worker_without_tf_config_is_a_clear_error(run, monkeypatch):
