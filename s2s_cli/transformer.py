@@ -33,26 +33,31 @@ class MultiHeadAttention(layers.Layer):
         self.q, self.k, self.v, self.o = (layers.Dense(d_model, name=n, dtype=policy) for n in ("q", "k", "v", "o"))
         self.dropout = layers.Dropout(dropout, dtype=policy)
 
+    def split_heads(self, x):
+        """(batch, len, d_model) -> (batch, heads, len, head_dim)."""
+        return ops.transpose(
+            ops.reshape(x, (ops.shape(x)[0], -1, self.heads, self.d_model // self.heads)), (0, 2, 1, 3)
+        )
+
     def project_kv(self, x):
-        """x: (batch, len, d_model) -> keys, values: (batch, len, d_model)."""
-        return self.k(x), self.v(x)
+        """x: (batch, len, d_model) -> keys, values: (batch, heads, len, head_dim).
+
+        Split into heads once here, so a decoder cache (and the cross-attention keys computed once per source) is
+        not transposed again at every search step."""
+        return self.split_heads(self.k(x)), self.split_heads(self.v(x))
 
     def call(self, query, keys, values, mask, training=False):
-        # query: (batch, q_len, d); keys, values: (batch, k_len, d); mask: (batch or 1, q_len or 1, k_len) bool
+        # query: (batch, q_len, d); keys, values: (batch, heads, k_len, head_dim) from project_kv;
+        # mask: (batch or 1, q_len or 1, k_len) bool
         batch, q_len = ops.shape(query)[0], ops.shape(query)[1]
-        head_dim = self.d_model // self.heads
-
-        def split(x):  # (batch, len, d) -> (batch, heads, len, head_dim)
-            return ops.transpose(ops.reshape(x, (batch, -1, self.heads, head_dim)), (0, 2, 1, 3))
-
-        q, k, v = split(self.q(query)), split(keys), split(values)
-        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / float(np.sqrt(head_dim))
+        q = self.split_heads(self.q(query))
+        scores = ops.einsum("bhqd,bhkd->bhqk", q, keys) / float(np.sqrt(self.d_model // self.heads))
         scores = ops.where(ops.expand_dims(mask, 1), ops.cast(scores, "float32"), NEG_INF)
         with warnings.catch_warnings():  # one key at the first cached step: Keras warns about a size-1 softmax
             warnings.simplefilter("ignore", UserWarning)
             probs = ops.softmax(scores, axis=-1)
         weights = self.dropout(ops.cast(probs, query.dtype), training=training)
-        context = ops.reshape(ops.transpose(ops.matmul(weights, v), (0, 2, 1, 3)), (batch, q_len, self.d_model))
+        context = ops.reshape(ops.transpose(ops.matmul(weights, values), (0, 2, 1, 3)), (batch, q_len, self.d_model))
         return self.o(context)
 
     def get_config(self) -> dict:
@@ -83,7 +88,7 @@ class TransformerBlock(layers.Layer):
         h = self.self_norm(x)
         keys, values = self.self_attn.project_kv(h)
         if cache is not None:
-            keys, values = ops.concatenate([cache[0], keys], axis=1), ops.concatenate([cache[1], values], axis=1)
+            keys, values = ops.concatenate([cache[0], keys], axis=2), ops.concatenate([cache[1], values], axis=2)
         x = x + self.dropout(self.self_attn(h, keys, values, self_mask, training=training), training=training)
         if self.cross_attn is not None:
             h = self.cross_norm(x)
@@ -108,7 +113,7 @@ class TransformerSeq2Seq(EncoderDecoder):
 
     encode -> (memory, cross keys/values per layer, src_mask, empty self-attention caches); decode(tgt_in, ...)
     attends to cached keys/values of earlier positions, so a search step costs one position, not the prefix.
-    States are a flat list [keys_0, values_0, keys_1, values_1, ...], each (batch, decoded_len, d_model).
+    States are a flat list [keys_0, values_0, keys_1, values_1, ...], each (batch, heads, decoded_len, head_dim).
     """
 
     max_positions = 1024
@@ -143,11 +148,11 @@ class TransformerSeq2Seq(EncoderDecoder):
         memory = self.encoder_norm(x)
         cross_kv = [tensor for block in self.decoder_blocks for tensor in block.cross_attn.project_kv(memory)]
         batch = ops.shape(src)[0]
-        empty = ops.zeros((batch, 0, self.config.d_model), dtype=memory.dtype)
+        empty = ops.zeros((batch, self.config.heads, 0, self.config.d_model // self.config.heads), dtype=memory.dtype)
         return memory, cross_kv, src_mask, [empty] * (2 * self.config.layers)
 
     def decode(self, tgt_in, memory, keys, src_mask, states, training=False):
-        offset = ops.shape(states[0])[1]  # positions already decoded (0 when teacher forcing)
+        offset = ops.shape(states[0])[2]  # positions already decoded (0 when teacher forcing)
         length = ops.shape(tgt_in)[1]
         # causal: query offset+i sees keys 0..offset+i. (1, len, offset+len) bool
         causal = ops.expand_dims(ops.arange(offset + length)[None, :] <= (ops.arange(length) + offset)[:, None], 0)

@@ -47,7 +47,7 @@ def test_cached_step_logits_equal_full_sequence_logits():
     memory, keys, mask, states = decoder.encode(SRC)
     for t in range(TGT_IN.shape[1]):
         log_probs, states = decoder.step(TGT_IN[:, t], memory, keys, mask, states)
-        assert states[0].shape[1] == t + 1  # the cache grows by one position per step
+        assert states[0].shape[2] == t + 1  # the cache grows by one position per step
         logits = full[:, t]
         expected = logits - np.log(np.exp(logits[:, [1, 3]]).sum(-1) + np.exp(logits[:, 4:]).sum(-1))[:, None]
         np.testing.assert_allclose(log_probs.numpy()[:, 4:], expected[:, 4:], atol=1e-4)
