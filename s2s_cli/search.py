@@ -7,8 +7,10 @@ its recurrent state and the Transformer its per-layer key/value cache as `states
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -35,6 +37,26 @@ def length_penalty(length, alpha: float):
     return ((5.0 + length) / 6.0) ** alpha
 
 
+@contextlib.contextmanager
+def weights_in_compute_dtype(model: EncoderDecoder):
+    """Under mixed precision, let the model read each weight matrix as a bf16 copy made once, here.
+
+    Keras casts a float32 kernel to the compute dtype at every layer call, which inside a search loop is every step
+    (about a third of a bf16 greedy step). The copies hold exactly the values those casts give, so the outputs do not
+    change. Vectors (biases, norms) are left alone: they are cheap, and some are meant to be read in float32.
+    """
+    if model.compute_dtype == model.variable_dtype:
+        yield
+        return
+    scope = keras.StatelessScope()
+    for weight in model.weights:
+        if len(weight.shape) >= 2:
+            # StatelessScope converts what it is given to the variable's dtype, so set the mapping directly.
+            scope.state_mapping[id(weight)] = tf.cast(weight.value, model.compute_dtype)
+    with scope:
+        yield
+
+
 def step_log_probs(model: EncoderDecoder, tokens, memory, keys, src_mask, states):
     """tokens: (rows,) -> log-probabilities of the next token (rows, vocab) and the new states."""
     logits, states = model.decode(tokens[:, None], memory, keys, src_mask, states, training=False)
@@ -48,35 +70,67 @@ def greedy_graph(model: EncoderDecoder, src, max_lengths):
 
     A row's ids end with </s> then <pad>s, or stop at its length limit; the score is the mean token log-probability.
     """
+    with weights_in_compute_dtype(model):
+        return _greedy(model, src, max_lengths)
+
+
+def _greedy(model, src, max_lengths):
     batch, limit = tf.shape(src)[0], tf.maximum(tf.reduce_max(max_lengths), 0)  # 0 for no sentences
     memory, keys, src_mask, states = model.encode(src, training=False)
-    positions = tf.range(limit)[None, :]
 
-    def body(t, tokens, states, outputs, scores, lengths, done):
-        log_probs, states = step_log_probs(model, tokens, memory, keys, src_mask, states)
+    def body(t, rows, done, tokens, context, states, outputs, scores, lengths):
+        # rows: the sentence each decoder row belongs to; done: rows that finished but are still in the batch
+        log_probs, states = step_log_probs(model, tokens, *context, states)
         tokens = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
-        scores += tf.where(done, 0.0, tf.gather(log_probs, tokens, batch_dims=1))
-        outputs = tf.where(positions == t, tf.where(done, PAD, tokens)[:, None], outputs)
-        lengths += tf.cast(~done, tf.int32)
-        done |= (tokens == EOS) | (t + 1 >= max_lengths)
-        return t + 1, tokens, states, outputs, scores, lengths, done
+        at = rows[:, None]
+        outputs = tf.tensor_scatter_nd_update(
+            outputs, tf.stack([rows, tf.fill(tf.shape(rows), t)], axis=1), tf.where(done, PAD, tokens)
+        )
+        scores = tf.tensor_scatter_nd_add(scores, at, tf.where(done, 0.0, tf.gather(log_probs, tokens, batch_dims=1)))
+        lengths = tf.tensor_scatter_nd_add(lengths, at, tf.cast(~done, tf.int32))
+        done |= (tokens == EOS) | (t + 1 >= tf.gather(max_lengths, rows))
+        (rows, done, tokens, context, states), _ = _drop_finished(done, (rows, done, tokens, context, states))
+        return t + 1, rows, done, tokens, context, states, outputs, scores, lengths
 
     loop_vars = (
         tf.constant(0),
+        tf.range(batch),
+        tf.zeros([batch], tf.bool),
         tf.fill([batch], BOS),
+        (memory, keys, src_mask),
         states,
         tf.fill([batch, limit], PAD),
         tf.zeros([batch]),
         tf.zeros([batch], tf.int32),
-        tf.zeros([batch], tf.bool),
     )
-    _, _, _, outputs, scores, lengths, _ = tf.while_loop(
-        lambda t, *args: (t < limit) & ~tf.reduce_all(args[-1]),
+    *_, outputs, scores, lengths = tf.while_loop(
+        lambda t, rows, done, *_: (t < limit) & ~tf.reduce_all(done),
         body,
         loop_vars,
         shape_invariants=_invariants(loop_vars),
     )
     return outputs, scores / tf.cast(tf.maximum(lengths, 1), tf.float32)
+
+
+def _drop_finished(done, items, rows=(), k=1):
+    """Take finished items out of the batch once an eighth of it has finished, so that later steps decode only the
+    items still going: sorting by source length leaves output lengths uneven, and before this about half of all
+    decoded rows were finished ones. Returns (items, rows) with the finished ones gone, or unchanged.
+
+    done: (items,) bool; `items` hold one entry per item (a sentence), `rows` k entries per item (beam search has
+    k decoder rows per sentence, consecutive).
+    """
+    count, finished = tf.size(done), tf.reduce_sum(tf.cast(done, tf.int32))
+
+    def drop():
+        kept = tf.where(~done)[:, 0]
+        kept_rows = tf.reshape(kept[:, None] * k + tf.range(k, dtype=kept.dtype), [-1])
+        return (
+            tf.nest.map_structure(lambda x: tf.gather(x, kept), items),
+            tf.nest.map_structure(lambda x: tf.gather(x, kept_rows), rows),
+        )
+
+    return tf.cond((finished > 0) & (finished * 8 >= count), drop, lambda: (items, rows))
 
 
 def beam_graph(model: EncoderDecoder, src, max_lengths, beam: int, alpha: float, n_best: int):
@@ -91,20 +145,28 @@ def beam_graph(model: EncoderDecoder, src, max_lengths, beam: int, alpha: float,
     """
     if n_best > beam:
         raise ValueError("n_best must not exceed the beam size")
+    with weights_in_compute_dtype(model):
+        return _beam(model, src, max_lengths, beam, alpha, n_best)
+
+
+def _beam(model, src, max_lengths, beam, alpha, n_best):
     k, vocab = beam, model.tgt_vocab
     batch, limit = tf.shape(src)[0], tf.maximum(tf.reduce_max(max_lengths), 0)  # 0 for no sentences
     encoded = model.encode(src, training=False)
     memory, keys, src_mask, states = tf.nest.map_structure(lambda x: tf.repeat(x, k, axis=0), encoded)
     positions = tf.range(limit)[None, None, :]
-    no_seqs = tf.fill([batch, k, limit], PAD)
-    no_scores = tf.fill([batch, k], NEG_INF)
 
-    def body(t, tokens, states, alive_seqs, alive_scores, fin_seqs, fin_scores, fin_count, done):
+    def body(t, sentences, rows, results):
+        # sentences: per sentence still in the batch (its index, length limit, live and finished hypotheses, done);
+        # rows: per decoder row, k consecutive rows per sentence. results: the finished lists of every sentence.
+        index, max_len, alive_seqs, alive_scores, fin_seqs, fin_scores, fin_count, done = sentences
+        memory, keys, src_mask, tokens, states = rows
+        n = tf.shape(index)[0]
         log_probs, states = step_log_probs(model, tokens, memory, keys, src_mask, states)
-        candidates = tf.reshape(alive_scores[:, :, None] + tf.reshape(log_probs, [batch, k, vocab]), [batch, -1])
+        candidates = tf.reshape(alive_scores[:, :, None] + tf.reshape(log_probs, [n, k, vocab]), [n, -1])
         values, flat = tf.math.top_k(candidates, k=min(2 * k, k * vocab))
         parent, token = flat // vocab, flat % vocab
-        finishing = (token == EOS) | (t + 1 >= max_lengths[:, None])
+        finishing = (token == EOS) | (t + 1 >= max_len[:, None])
         # Take candidates best first until the beam is full or `beam` have finished; -inf ones are dead beams.
         valid = tf.math.is_finite(values)
         n_alive = tf.cumsum(tf.cast(valid & ~finishing, tf.int32), axis=1)
@@ -113,37 +175,44 @@ def beam_graph(model: EncoderDecoder, src, max_lengths, beam: int, alpha: float,
         taken = valid & (tf.cumsum(full, axis=1, exclusive=True) == 0) & ~done[:, None]
         new_fin, new_alive = taken & finishing, taken & ~finishing
 
-        seqs = tf.gather(alive_seqs, parent, batch_dims=1)  # (batch, 2k, limit): each candidate's prefix
+        seqs = tf.gather(alive_seqs, parent, batch_dims=1)  # (n, 2k, limit): each candidate's prefix
         seqs = tf.where((positions == t) & (token != EOS)[:, :, None], token[:, :, None], seqs)
         fin_slots = _slots(new_fin, fin_count, k)
         fin_seqs = _place(fin_slots, seqs, fin_seqs, k)
         fin_scores = _place(fin_slots, values / length_penalty(tf.cast(t + 1, tf.float32), alpha), fin_scores, k)
         alive_slots = _slots(new_alive, tf.zeros_like(fin_count), k)
-        alive_seqs = _place(alive_slots, seqs, no_seqs, k)
-        alive_scores = _place(alive_slots, values, no_scores, k)
-        parents = _place(alive_slots, parent, tf.zeros([batch, k], tf.int32), k)
-        tokens = tf.reshape(_place(alive_slots, token, tf.fill([batch, k], PAD), k), [-1])
+        alive_seqs = _place(alive_slots, seqs, tf.fill([n, k, limit], PAD), k)
+        alive_scores = _place(alive_slots, values, tf.fill([n, k], NEG_INF), k)
+        parents = _place(alive_slots, parent, tf.zeros([n, k], tf.int32), k)
+        tokens = tf.reshape(_place(alive_slots, token, tf.fill([n, k], PAD), k), [-1])
 
         fin_count += tf.reduce_sum(tf.cast(new_fin, tf.int32), axis=1)
         done |= (fin_count >= k) | ~tf.reduce_any(new_alive, axis=1)
-        order = tf.reshape(tf.range(batch)[:, None] * k + parents, [-1])
+        order = tf.reshape(tf.range(n)[:, None] * k + parents, [-1])
         states = [tf.gather(s, order) for s in states]
-        return t + 1, tokens, states, alive_seqs, alive_scores, fin_seqs, fin_scores, fin_count, done
+        at = index[:, None]
+        results = tuple(
+            tf.tensor_scatter_nd_update(r, at, x) for r, x in zip(results, (fin_seqs, fin_scores, fin_count))
+        )
+        sentences = index, max_len, alive_seqs, alive_scores, fin_seqs, fin_scores, fin_count, done
+        sentences, rows = _drop_finished(done, sentences, (memory, keys, src_mask, tokens, states), k)
+        return t + 1, sentences, rows, results
 
+    no_seqs, no_scores, no_count = (
+        tf.fill([batch, k, limit], PAD),
+        tf.fill([batch, k], NEG_INF),
+        tf.zeros([batch], tf.int32),
+    )
     first = tf.concat([tf.zeros([batch, 1]), tf.fill([batch, k - 1], NEG_INF)], axis=1)  # identical beams: one lives
+    sentences = (tf.range(batch), max_lengths, no_seqs, first, no_seqs, no_scores, no_count, tf.zeros([batch], tf.bool))
     loop_vars = (
         tf.constant(0),
-        tf.fill([batch * k], BOS),
-        states,
-        no_seqs,
-        first,
-        no_seqs,
-        no_scores,
-        tf.zeros([batch], tf.int32),
-        tf.zeros([batch], tf.bool),
+        sentences,
+        (memory, keys, src_mask, tf.fill([batch * k], BOS), states),
+        (no_seqs, no_scores, no_count),
     )
-    *_, fin_seqs, fin_scores, fin_count, _ = tf.while_loop(
-        lambda t, *args: (t < limit) & ~tf.reduce_all(args[-1]),
+    *_, (fin_seqs, fin_scores, fin_count) = tf.while_loop(
+        lambda t, sentences, *_: (t < limit) & ~tf.reduce_all(sentences[-1]),
         body,
         loop_vars,
         shape_invariants=_invariants(loop_vars),
@@ -171,11 +240,10 @@ def _place(slots, values, into, k):
 
 
 def _invariants(loop_vars):
-    """Loop shapes: the batch may be any size and the Transformer's caches grow along their second axis."""
+    """Loop shapes: only the last axis is fixed. The batch may be any size, search buffers are as long as the batch's
+    length limit, and the Transformer's caches (rows, heads, decoded, head_dim) grow along their third axis."""
 
     def shape(x):
-        if x.shape.rank == 3:  # decoder caches (rows, decoded, d) grow; search buffers keep their shape
-            return tf.TensorShape([None, None, x.shape[-1]])
         return tf.TensorShape([None] * (x.shape.rank - 1) + x.shape[-1:]) if x.shape.rank else x.shape
 
     return tf.nest.map_structure(shape, loop_vars)

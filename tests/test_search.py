@@ -55,3 +55,30 @@ def test_length_penalty():
     assert length_penalty(7, 1.0) == pytest.approx(2.0)
     assert max_output_lengths(np.array([0, 10])).numpy().tolist() == [10, 25]
     assert max_output_lengths(np.array([400]), cap=512).numpy().tolist() == [512]
+
+
+@pytest.mark.parametrize("arch", ["rnn", "transformer"])
+def test_sentences_leaving_the_batch_early_do_not_change_any_output(arch):
+    # Limits 1..12 make sentences finish at different steps, so finished ones are dropped from the batch
+    # (an eighth of it at a time) many times; each sentence must still get what it gets when decoded alone.
+    import keras
+
+    keras.utils.set_random_seed(5)
+    shape = dict(emb_dim=12, hidden=12, d_model=16, heads=2, ff_dim=32, layers=2, dropout=0.0)
+    searcher = Searcher(build_model(ModelConfig(arch=arch, **shape), 30, 20))
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 8, size=12)
+    src = np.zeros((12, 8), np.int32)
+    for i, n in enumerate(lengths):
+        src[i, :n] = rng.integers(3, 30, size=n)
+    max_len = np.arange(1, 13, dtype=np.int32)
+    greedy = greedy_search(searcher, src, max_len)
+    beams = beam_search(searcher, src, max_len, beam=3, n_best=2)
+    for i, n in enumerate(lengths):
+        row, limit = src[i : i + 1, :n], max_len[i : i + 1]
+        single = greedy_search(searcher, row, limit)[0]
+        assert single.ids == greedy[i].ids
+        assert single.score == pytest.approx(greedy[i].score, abs=1e-4)
+        single_beam = beam_search(searcher, row, limit, beam=3, n_best=2)[0]
+        assert [h.ids for h in single_beam] == [h.ids for h in beams[i]]
+        assert [h.score for h in single_beam] == pytest.approx([h.score for h in beams[i]], abs=1e-4)
