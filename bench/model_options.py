@@ -7,16 +7,18 @@ import argparse
 from s2s_cli.config import ModelConfig
 
 
-def add_model_options(parser: argparse.ArgumentParser, dropout: float = 0.2) -> None:
-    parser.add_argument("--arch", default="rnn", choices=["rnn", "transformer"])
-    parser.add_argument("--cell", default="lstm", choices=["lstm", "gru"])
-    parser.add_argument("--emb", type=int, default=256, help="RNN embedding size")
-    parser.add_argument("--hidden", type=int, default=256, help="RNN hidden size")
-    parser.add_argument("--layers", type=int, default=1)
-    parser.add_argument("--d-model", type=int, default=256, help="Transformer width")
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--ff-dim", type=int, default=1024)
-    parser.add_argument("--dropout", type=float, default=dropout)
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """Shape flags whose defaults are `s2s train`'s (ModelConfig's)."""
+    default = ModelConfig()
+    parser.add_argument("--arch", default=default.arch, choices=["rnn", "transformer"])
+    parser.add_argument("--cell", default=default.cell, choices=["lstm", "gru"])
+    parser.add_argument("--emb", type=int, default=default.emb_dim, help="RNN embedding size")
+    parser.add_argument("--hidden", type=int, default=default.hidden, help="RNN hidden size")
+    parser.add_argument("--layers", type=int, default=default.layers)
+    parser.add_argument("--d-model", type=int, default=default.d_model, help="Transformer width")
+    parser.add_argument("--heads", type=int, default=default.heads)
+    parser.add_argument("--ff-dim", type=int, default=default.ff_dim)
+    parser.add_argument("--dropout", type=float, default=default.dropout)
 
 
 def model_config(args: argparse.Namespace) -> ModelConfig:

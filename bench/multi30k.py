@@ -1,6 +1,8 @@
 """Multi30k English->German: prepare (SentencePiece), train for at most M minutes, score test_2016_flickr (beam 5).
 
-python bench/multi30k.py --data ../shared/data/multi30k --minutes 60 [--precision bf16] [--run-dir R] --json
+python bench/multi30k.py --data ../shared/data/multi30k --minutes 60 [--arch rnn ...] [--run-dir R] --json
+
+Without shape or training flags it trains what `s2s train` trains by default.
 """
 
 from __future__ import annotations
@@ -28,12 +30,13 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="folder with train/val/test_2016_flickr .en/.de")
     parser.add_argument("--minutes", type=float, default=60.0, help="training budget, validation included")
     parser.add_argument("--run-dir", type=Path, help="keep the run here (default: a temporary dir)")
-    add_model_options(parser, dropout=0.3)
+    add_model_options(parser)  # defaults: s2s train's
     parser.add_argument("--vocab", type=int, default=8000)
-    parser.add_argument("--batch-tokens", type=int, default=2048)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--warmup", type=int, default=100)
-    parser.add_argument("--precision", default="bf16", choices=["float32", "bf16"])
+    defaults = TrainConfig()
+    parser.add_argument("--batch-tokens", type=int, default=defaults.batch_tokens)
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--warmup", type=int, default=defaults.warmup)
+    parser.add_argument("--precision", default=defaults.precision, choices=["auto", "float32", "bf16"])
     parser.add_argument("--beam", type=int, default=5)
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
     args = parser.parse_args()
@@ -65,6 +68,7 @@ def main() -> None:
         result = train(run, config, progress=_LogProgress() if not args.json else None)
         train_minutes = (time.perf_counter() - started) / 60
         translator = Translator.from_run_dir(run)
+        resolved = run.load_config().train  # what auto precision and warm-up chose
         sources, refs = read_lines(files["test.en"]), read_lines(files["test.de"])
         decode_started = time.perf_counter()
         hyps = [t[0].text for t in translator.translate(sources, beam=args.beam)]
@@ -82,7 +86,11 @@ def main() -> None:
         "tgt_tokens_per_sec": result.tgt_tokens_per_sec,
         "test_decode_seconds": round(decode_seconds, 1),
         "beam": args.beam,
-        "settings": {k: v for k, v in vars(args).items() if k not in ("data", "run_dir", "json")},
+        "settings": {
+            **{k: v for k, v in vars(args).items() if k not in ("data", "run_dir", "json")},
+            "precision": resolved.precision,
+            "warmup": resolved.warmup,
+        },
         "signature": scores.signature["bleu"],
     }
     print(json.dumps(out) if args.json else json.dumps(out, indent=2))

@@ -184,22 +184,27 @@ def train(
         Optional[int], typer.Option(help="Validate every N steps instead of after every epoch.")
     ] = None,
     batch_tokens: Annotated[
-        Optional[int], typer.Option(help="Tokens per batch, padding included (default 1024).")
+        Optional[int], typer.Option(help="Tokens per batch, padding included (default 4096).")
     ] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Sentences per batch instead of --batch-tokens.")] = None,
-    arch: Annotated[Optional[str], typer.Option(help="Architecture: rnn (default) or transformer.")] = None,
+    arch: Annotated[Optional[str], typer.Option(help="Architecture: transformer (default) or rnn.")] = None,
     cell: Annotated[Optional[str], typer.Option(help="Recurrent cell: lstm or gru.")] = None,
     emb_dim: Annotated[Optional[int], typer.Option(help="Embedding size (default 256).")] = None,
     hidden: Annotated[Optional[int], typer.Option(help="Hidden size (default 256).")] = None,
-    layers: Annotated[Optional[int], typer.Option(help="Encoder and decoder layers (default 1).")] = None,
+    layers: Annotated[Optional[int], typer.Option(help="Encoder and decoder layers (default 3).")] = None,
     dropout: Annotated[Optional[float], typer.Option(help="Dropout rate (default 0.2).")] = None,
     attention: Annotated[Optional[str], typer.Option(help="general, dot (Luong) or bahdanau (additive).")] = None,
     d_model: Annotated[Optional[int], typer.Option(help="Transformer model size (default 256).")] = None,
     heads: Annotated[Optional[int], typer.Option(help="Transformer attention heads (default 4).")] = None,
     ff_dim: Annotated[Optional[int], typer.Option(help="Transformer feed-forward size (default 1024).")] = None,
     tie_embeddings: Annotated[Optional[bool], typer.Option(help="Share target embedding and output matrix.")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (default 3e-3).")] = None,
-    warmup: Annotated[Optional[int], typer.Option(help="Warm-up steps, then inverse-sqrt decay (default 100).")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (default 1e-3).")] = None,
+    warmup: Annotated[
+        Optional[int],
+        typer.Option(
+            help="Warm-up steps, then inverse-sqrt decay (default: 400, at most a tenth of the planned steps)."
+        ),
+    ] = None,
     clip_norm: Annotated[Optional[float], typer.Option(help="Global gradient-norm clip; 0 disables.")] = None,
     label_smoothing: Annotated[Optional[float], typer.Option(help="Label smoothing (default 0.1).")] = None,
     patience: Annotated[
@@ -207,7 +212,13 @@ def train(
     ] = None,
     select: Annotated[Optional[str], typer.Option(help="Keep the best weights by bleu or loss.")] = None,
     valid_beam: Annotated[Optional[int], typer.Option(help="Beam for validation decoding (default 1).")] = None,
-    precision: Annotated[Optional[str], typer.Option(help="float32 or bf16 (mixed bfloat16).")] = None,
+    precision: Annotated[
+        Optional[str],
+        typer.Option(
+            help="auto (default: bf16 where the hardware has native bfloat16 matmuls, else float32), float32, or bf16 "
+            "(mixed bfloat16)."
+        ),
+    ] = None,
     keep: Annotated[Optional[int], typer.Option(help="Step checkpoints to keep (default 2).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed for initialization, shuffling and dropout.")] = None,
     strategy: Annotated[

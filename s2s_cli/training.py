@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import keras
@@ -182,6 +185,45 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
+def default_warmup(planned_steps: int) -> int:
+    """Warm-up steps when --warmup is not given: 400 (the Multi30k recipe), but at most a tenth of the planned steps,
+    so that a small corpus still reaches the peak learning rate well before training ends."""
+    return max(1, min(400, planned_steps // 10))
+
+
+def selection_score(select: str, bleu: float, valid_loss: float) -> list[float]:
+    """What --select compares, larger is better. For bleu, ties go to the lower validation loss: BLEU is 0 early on
+    (no 4-gram matches yet), and early stopping must not end a training whose loss is still falling."""
+    return [bleu, -valid_loss] if select == "bleu" else [-valid_loss]
+
+
+def is_better(score: list[float], best: list[float] | float | None) -> bool:
+    if best is None:
+        return True
+    return score > (best if isinstance(best, list) else [best])  # older checkpoints hold one number
+
+
+def detect_precision(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """What --precision auto means on this machine: bf16 where bfloat16 matmuls run natively (a GPU of compute
+    capability 8.0 or newer; an x86 CPU with AMX or AVX512-BF16, about 4.5x float32 on AMX), else float32."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0))
+        return "bf16" if tuple(capability) >= (8, 0) else "float32"
+    try:
+        flags = cpuinfo.read_text(errors="replace")
+    except OSError:  # not Linux, or no access: the safe choice
+        return "float32"
+    return "bf16" if re.search(r"\b(amx_bf16|avx512_bf16)\b", flags) else "float32"
+
+
+def resolve_precision(config: RunConfig) -> RunConfig:
+    """The config with --precision auto replaced by what it means here, so config.json records what was used."""
+    if config.train.precision != "auto":
+        return config
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, precision=detect_precision()))
+
+
 def _cluster_size() -> int:
     """Tasks in TF_CONFIG's cluster (0 when TF_CONFIG is not set)."""
     raw = os.environ.get("TF_CONFIG")
@@ -244,6 +286,10 @@ class Trainer:
                     f"{run.split_path(split, 'src')} is empty: re-run `s2s prepare` with a larger corpus "
                     "(or --valid-size > 0 / --valid FILE for the validation set)."
                 )
+        if tc.warmup is None:
+            planned = tc.max_steps or tc.epochs * len(self.batches(0))
+            tc = dataclasses.replace(tc, warmup=default_warmup(planned))
+            self.config = config = dataclasses.replace(config, train=tc)
         with self.strategy.scope():
             self.model: keras.Model = build_model(
                 config.model, self.src_tok.vocab_size, self.tgt_tok.vocab_size, tc.precision, config.data.joint
@@ -493,8 +539,8 @@ class Trainer:
             "chrf": scores.chrf,
             "tgt_tokens_per_sec": round(self._tokens_per_sec(), 1),
         }
-        score = scores.bleu if tc.select == "bleu" else -valid_loss
-        if state["best_score"] is None or score > state["best_score"]:
+        score = selection_score(tc.select, scores.bleu, valid_loss)
+        if is_better(score, state["best_score"]):
             state.update(best_score=score, best_step=state["step"], bad_validations=0)
             self.save_best_weights()
         else:
@@ -556,16 +602,17 @@ def train(run: RunDir, config: RunConfig, resume: bool = False, progress: TrainP
     With several workers (--strategy multi-worker) every worker runs this; only the chief writes the run dir.
     """
     strategy = make_strategy(config.train.strategy)  # before any other TensorFlow op
+    config = resolve_precision(config)
     chief = is_chief(strategy)
     with train_lock(run) if chief else contextlib.nullcontext():
         # Never train on tokenizers or splits that changed since prepare. Other workers check only what prepare
         # wrote, which the chief never rewrites (on a shared file system it may be rewriting the rest).
         run.verify_manifest(only=None if chief else (DATA, TOKENIZERS))
-        if chief:
-            if not resume:
-                reset_training(run)
-            run.save_config(config)
+        if chief and not resume:
+            reset_training(run)
         trainer = Trainer(run, config, progress or SilentProgress(), strategy)
+        if chief:
+            run.save_config(trainer.config)  # with auto precision and warm-up resolved
         if resume:
             trainer.resume()
         result = trainer.fit()

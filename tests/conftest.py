@@ -11,8 +11,16 @@ from s2s_cli.preparation import prepare
 from s2s_cli.rundir import RunDir
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "en-zh.tsv"
-TINY_MODEL = {"emb_dim": 16, "hidden": 16, "layers": 1, "dropout": 0.1}
-TINY_TRAIN = {"epochs": 2, "batch_tokens": 512, "warmup": 10, "valid_max_sentences": 20, "patience": 0}
+TINY_MODEL = {"arch": "rnn", "emb_dim": 16, "hidden": 16, "layers": 1, "dropout": 0.1}
+TINY_TRAIN = {
+    "epochs": 2,
+    "batch_tokens": 512,
+    "lr": 3e-3,
+    "warmup": 10,
+    "valid_max_sentences": 20,
+    "patience": 0,
+    "precision": "float32",
+}
 
 
 def write_sample(path: Path, n: int) -> Path:

@@ -12,7 +12,11 @@ TGT_OUT = np.array([[11, 12, 13, 3], [14, 3, 0, 0]], np.int32)
 
 
 def tiny(**kwargs):
-    return build_model(ModelConfig(emb_dim=10, hidden=7, dropout=0.0, **kwargs), SRC_VOCAB, TGT_VOCAB)
+    return build_model(
+        ModelConfig(**{"arch": "rnn", "layers": 1, "emb_dim": 10, "hidden": 7, "dropout": 0.0, **kwargs}),
+        SRC_VOCAB,
+        TGT_VOCAB,
+    )
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
@@ -76,8 +80,10 @@ def test_save_load_gives_identical_logits(tmp_path):
 
 
 def test_tied_embeddings_share_the_output_matrix():
-    model = build_model(ModelConfig(emb_dim=8, hidden=8, tie_embeddings=True), SRC_VOCAB, TGT_VOCAB)
-    untied = build_model(ModelConfig(emb_dim=8, hidden=8), SRC_VOCAB, TGT_VOCAB)
+    model = build_model(
+        ModelConfig(arch="rnn", layers=1, emb_dim=8, hidden=8, tie_embeddings=True), SRC_VOCAB, TGT_VOCAB
+    )
+    untied = build_model(ModelConfig(arch="rnn", layers=1, emb_dim=8, hidden=8), SRC_VOCAB, TGT_VOCAB)
     assert untied.count_params() - model.count_params() == 8 * TGT_VOCAB
     loss, _ = masked_loss(TGT_OUT, model((SRC, TGT_IN)))
     assert abs(float(loss) - np.log(TGT_VOCAB)) < 0.2

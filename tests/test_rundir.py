@@ -26,7 +26,7 @@ def test_invalid_values_are_config_errors():
     with pytest.raises(ConfigError, match="--cell must be one of lstm, gru"):
         ModelConfig(cell="rnn")
     with pytest.raises(ConfigError, match="--tie-embeddings needs"):
-        ModelConfig(emb_dim=8, hidden=16, tie_embeddings=True)
+        ModelConfig(arch="rnn", emb_dim=8, hidden=16, tie_embeddings=True)
 
 
 def test_atomic_write_failure_keeps_the_old_file(tmp_path, monkeypatch):

@@ -14,7 +14,7 @@ def decoder():
     import keras
 
     keras.utils.set_random_seed(3)
-    return Searcher(build_model(ModelConfig(emb_dim=12, hidden=12, dropout=0.0), 30, 20))
+    return Searcher(build_model(ModelConfig(arch="rnn", layers=1, emb_dim=12, hidden=12, dropout=0.0), 30, 20))
 
 
 def test_beam_one_equals_greedy(decoder):

@@ -201,3 +201,46 @@ def test_empty_validation_split_is_a_clear_error(tmp_path):
     run = RunDir(tmp_path / "run")
     with pytest.raises(TrainingError, match="valid.src is empty.*--valid-size > 0"):
         train(run, tiny_config(run))
+
+
+def test_bleu_ties_go_to_the_lower_validation_loss():
+    score = training.selection_score
+    assert training.is_better(score("bleu", 0.0, 4.0), score("bleu", 0.0, 5.0))  # BLEU still 0, loss falling
+    assert training.is_better(score("bleu", 1.0, 6.0), score("bleu", 0.0, 4.0))  # BLEU decides first
+    assert not training.is_better(score("bleu", 0.0, 5.0), score("bleu", 0.0, 5.0))
+    assert not training.is_better(score("loss", 9.0, 5.0), score("loss", 0.0, 4.0))  # --select loss ignores BLEU
+    assert training.is_better(score("bleu", 2.0, 5.0), None)
+    assert training.is_better(score("bleu", 2.0, 5.0), 1.5)  # a checkpoint's single number from before
+    assert not training.is_better(score("bleu", 1.0, 5.0), 1.5)
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ("fpu sse avx512f avx512_bf16 amx_tile", "bf16"),
+        ("fpu amx_bf16 amx_tile", "bf16"),
+        ("fpu avx2 avx512f", "float32"),
+    ],
+)
+def test_auto_precision_is_bf16_only_where_the_cpu_multiplies_bfloat16(tmp_path, flags, expected):
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("auto precision follows the GPU here")
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    assert training.detect_precision(cpuinfo) == expected
+    assert training.detect_precision(tmp_path / "missing") == "float32"
+
+
+def test_auto_precision_and_warmup_are_resolved_in_the_saved_config(run):
+    train(run, tiny_config(run, precision="auto", warmup=None, max_steps=30))
+    saved = run.load_config().train
+    assert saved.precision == training.detect_precision()
+    assert saved.warmup == 3  # a tenth of the 30 planned steps
+
+
+def test_default_warmup_is_400_steps_or_a_tenth_of_a_short_training():
+    assert training.default_warmup(100_000) == 400
+    assert training.default_warmup(270) == 27
+    assert training.default_warmup(5) == 1
