@@ -1,12 +1,13 @@
 """Decoding speed of a trained run dir: sentences and target tokens per second, printed as JSON.
 
-python bench/decode_speed.py --run-dir runs/default --input test.src [--beam 1|5] [--batch-size 64] --json
+python bench/decode_speed.py --run-dir runs/default --input test.src [--beam 1|5] [--batch-size 64] [--repeat 3] --json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -20,14 +21,18 @@ def main() -> None:
     parser.add_argument("--input", type=Path, required=True, help="one source sentence per line")
     parser.add_argument("--beam", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--repeat", type=int, default=3, help="timed passes; the median is reported (noisy machines)")
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
     args = parser.parse_args()
     lines = read_lines(args.input)
     translator = Translator.from_run_dir(args.run_dir)
     translator.translate(lines[: args.batch_size], beam=args.beam, batch_size=args.batch_size)  # compile
-    started = time.perf_counter()
-    outputs = translator.translate(lines, beam=args.beam, batch_size=args.batch_size)
-    elapsed = time.perf_counter() - started
+    times = []
+    for _ in range(max(args.repeat, 1)):
+        started = time.perf_counter()
+        outputs = translator.translate(lines, beam=args.beam, batch_size=args.batch_size)
+        times.append(time.perf_counter() - started)
+    elapsed = statistics.median(times)
     tokens = sum(len(ids) + 1 for ids in translator.tgt_tok.encode([o[0].text for o in outputs]))
     result = {
         "sentences_per_sec": round(len(lines) / elapsed, 1),
@@ -36,6 +41,7 @@ def main() -> None:
         "batch_size": args.batch_size,
         "sentences": len(lines),
         "seconds": round(elapsed, 2),
+        "seconds_each": [round(t, 2) for t in times],
     }
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
 

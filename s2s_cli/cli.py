@@ -320,7 +320,7 @@ def translate(
     beam: BeamOpt = 5,
     n_best: Annotated[int, typer.Option(min=1, help="Translations per input (at most --beam).")] = 1,
     length_penalty: LengthPenaltyOpt = 0.6,
-    batch_size: Annotated[int, typer.Option(min=1, help="Sentences decoded together.")] = 64,
+    batch_size: Annotated[int, typer.Option(min=1, help="Sentences decoded together.")] = 256,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per input line.")] = False,
 ) -> None:
     """Translate sentences: one output line per input line, in order."""

@@ -49,7 +49,7 @@ class Translator:
         beam: int = 5,
         n_best: int = 1,
         alpha: float = 0.6,
-        batch_size: int = 64,
+        batch_size: int = 256,
         on_batch: Callable[[int], None] | None = None,
     ) -> list[list[Translation]]:
         """Translate each text; returns `n_best` translations per text (one empty one for an empty text)."""
