@@ -163,9 +163,13 @@ def _beam(model, src, max_lengths, beam, alpha, n_best):
         memory, keys, src_mask, tokens, states = rows
         n = tf.shape(index)[0]
         log_probs, states = step_log_probs(model, tokens, memory, keys, src_mask, states)
-        candidates = tf.reshape(alive_scores[:, :, None] + tf.reshape(log_probs, [n, k, vocab]), [n, k * vocab])
-        values, flat = top_candidates(candidates, min(2 * k, k * vocab))
-        parent, token = flat // vocab, flat % vocab
+        # The best 2k extensions of a sentence are among the best 2k of each of its hypotheses, so take those first
+        # (adding a hypothesis' score does not change their order), then the best 2k of the k * 2k.
+        width = min(2 * k, vocab)
+        row_values, row_tokens = top_candidates(log_probs, width)
+        candidates = tf.reshape(alive_scores[:, :, None] + tf.reshape(row_values, [n, k, width]), [n, k * width])
+        values, pick = tf.math.top_k(candidates, k=min(2 * k, k * width))
+        parent, token = pick // width, tf.gather(tf.reshape(row_tokens, [n, k * width]), pick, batch_dims=1)
         finishing = (token == EOS) | (t + 1 >= max_len[:, None])
         # Take candidates best first until the beam is full or `beam` have finished; -inf ones are dead beams.
         valid = tf.math.is_finite(values)
@@ -226,8 +230,8 @@ def _beam(model, src, max_lengths, beam, alpha, n_best):
 
 
 def top_candidates(scores, count: int):
-    """tf.math.top_k(scores, count) over wide rows (beam x vocabulary), the same values and indices (ties to the
-    lower index), in about a third of the time.
+    """tf.math.top_k(scores, count) over wide rows (a vocabulary), the same values and indices (ties to the lower
+    index), in about a third of the time.
 
     TensorFlow's CPU top-k keeps a heap and costs a few ns per element. Here a row is cut into chunks of 32 and only
     the `count` chunks with the largest maxima are searched: every element of the top `count` lies in one of them.
