@@ -189,11 +189,13 @@ def train(
     batch_size: Annotated[Optional[int], typer.Option(help="Sentences per batch instead of --batch-tokens.")] = None,
     arch: Annotated[Optional[str], typer.Option(help="Architecture: transformer (default) or rnn.")] = None,
     cell: Annotated[Optional[str], typer.Option(help="Recurrent cell: lstm or gru.")] = None,
-    emb_dim: Annotated[Optional[int], typer.Option(help="Embedding size (default 256).")] = None,
-    hidden: Annotated[Optional[int], typer.Option(help="Hidden size (default 256).")] = None,
+    emb_dim: Annotated[Optional[int], typer.Option(help="RNN embedding size (default 256).")] = None,
+    hidden: Annotated[Optional[int], typer.Option(help="RNN hidden size (default 256).")] = None,
     layers: Annotated[Optional[int], typer.Option(help="Encoder and decoder layers (default 3).")] = None,
     dropout: Annotated[Optional[float], typer.Option(help="Dropout rate (default 0.2).")] = None,
-    attention: Annotated[Optional[str], typer.Option(help="general, dot (Luong) or bahdanau (additive).")] = None,
+    attention: Annotated[
+        Optional[str], typer.Option(help="RNN attention: general, dot (Luong) or bahdanau (additive).")
+    ] = None,
     d_model: Annotated[Optional[int], typer.Option(help="Transformer model size (default 256).")] = None,
     heads: Annotated[Optional[int], typer.Option(help="Transformer attention heads (default 4).")] = None,
     ff_dim: Annotated[Optional[int], typer.Option(help="Transformer feed-forward size (default 1024).")] = None,
