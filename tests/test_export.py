@@ -43,7 +43,8 @@ print(json.dumps(out))
 
 @pytest.fixture(scope="module")
 def spm_runs(tmp_path_factory) -> dict[str, RunDir]:
-    """Two tiny SentencePiece runs, an RNN and a Transformer, on the same prepared en->zh data."""
+    """Two tiny SentencePiece runs on the same prepared en->zh data: an RNN, and a Transformer trained in bf16 (so
+    the export of a mixed-precision model, with its weights cast once per search, is tested too)."""
     import shutil
 
     root = tmp_path_factory.mktemp("export")
@@ -55,7 +56,8 @@ def spm_runs(tmp_path_factory) -> dict[str, RunDir]:
         run = RunDir(root / arch)
         shutil.copytree(prepared, run.path)
         model = {"arch": arch, "d_model": 16, "heads": 2, "ff_dim": 32}
-        train(run, tiny_config(run, epochs=3).with_overrides(model, {}))
+        precision = "bf16" if arch == "transformer" else "float32"
+        train(run, tiny_config(run, epochs=3, precision=precision).with_overrides(model, {}))
         runs[arch] = run
     return runs
 
