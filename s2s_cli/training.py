@@ -205,7 +205,7 @@ def is_better(score: list[float], best: list[float] | float | None) -> bool:
 
 def detect_precision(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     """What --precision auto means on this machine: bf16 where bfloat16 matmuls run natively (a GPU of compute
-    capability 8.0 or newer; an x86 CPU with AMX or AVX512-BF16, about 4.5x float32 on AMX), else float32."""
+    capability 8.0 or newer; an x86 CPU with AMX or AVX512-BF16), else float32."""
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0))
