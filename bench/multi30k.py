@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=60.0, help="training budget, validation included")
     parser.add_argument("--run-dir", type=Path, help="keep the run here (default: a temporary dir)")
     add_model_options(parser)  # defaults: s2s train's
-    parser.add_argument("--vocab", type=int, default=8000)
+    parser.add_argument("--vocab", type=int, default=DataConfig().vocab_size)
     defaults = TrainConfig()
     parser.add_argument("--batch-tokens", type=int, default=defaults.batch_tokens)
     parser.add_argument("--lr", type=float, default=defaults.lr)

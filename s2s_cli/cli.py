@@ -96,7 +96,7 @@ def prepare(
     ] = None,
     tokenizer: Annotated[str, typer.Option(help="spm (SentencePiece), char or word.")] = "spm",
     spm_model_type: Annotated[str, typer.Option(help="SentencePiece model: unigram or bpe.")] = "unigram",
-    vocab_size: Annotated[int, typer.Option(help="Vocabulary size per side (a small corpus gets fewer).")] = 8000,
+    vocab_size: Annotated[int, typer.Option(help="Vocabulary size per side (a small corpus gets fewer).")] = 4000,
     joint: Annotated[bool, typer.Option(help="One vocabulary shared by source and target.")] = False,
     valid_size: Annotated[str, typer.Option(help="Validation pairs: a count or a fraction.")] = "0.05",
     test_size: Annotated[str, typer.Option(help="Test pairs: a count or a fraction.")] = "0.05",

@@ -178,3 +178,14 @@ def test_invalid_model_options_are_one_clear_line(cli_run, tmp_path):
     assert result.exit_code == 1
     assert result.stderr.strip() == "error: --d-model (16) must be divisible by --heads (3)."
     assert (run_dir / "model.weights.h5").exists()  # the refused run touched nothing
+
+
+def test_prepare_option_defaults_are_the_config_defaults():
+    import inspect
+
+    from s2s_cli.cli import prepare
+    from s2s_cli.config import DataConfig
+
+    params = inspect.signature(prepare).parameters
+    for name in ("tokenizer", "spm_model_type", "vocab_size", "joint", "max_len"):
+        assert params[name].default == getattr(DataConfig(), name), name
