@@ -82,6 +82,7 @@ def main() -> None:
         "steps": result.steps,
         "epochs": result.epochs,
         "best_step": result.best_step,
+        "best_valid_bleu": result.best_valid_bleu,
         "valid_bleu": result.valid_bleu,
         "tgt_tokens_per_sec": result.tgt_tokens_per_sec,
         "test_decode_seconds": round(decode_seconds, 1),

@@ -254,10 +254,11 @@ def train(
     console.info(f"TensorBoard: tensorboard --logdir {run.logs_dir}")
     with console.TrainBar(config.train.max_steps) as bar:
         result = run_train(run, config, resume=resume, progress=bar)
+    best = f" (valid BLEU {result.best_valid_bleu:.2f})" if result.best_valid_bleu is not None else ""
     console.info(
         f"trained {result.steps} steps ({result.epochs} epochs, {result.seconds:.0f}s, "
-        f"{result.tgt_tokens_per_sec:,.0f} tgt tok/s); stopped by {result.stopped}; best step {result.best_step}, "
-        f"valid BLEU {result.valid_bleu:.2f}"
+        f"{result.tgt_tokens_per_sec:,.0f} tgt tok/s); stopped by {result.stopped}; best step {result.best_step}"
+        f"{best}; last valid BLEU {result.valid_bleu:.2f}"
     )
     if json_out:
         console.print_json(result.to_dict())

@@ -47,11 +47,12 @@ class TrainResult:
     epochs: int
     train_loss: float
     valid_loss: float
-    valid_bleu: float
+    valid_bleu: float  # of the last validation
     valid_chrf: float
     tgt_tokens_per_sec: float
     seconds: float
     best_step: int
+    best_valid_bleu: float | None  # of the best step's validation (None: resumed from an older checkpoint)
     stopped: str  # "epochs", "max_steps", "max_minutes" or "patience"
     replicas: int
     weights_sha256: str  # of the last step's weights: equal on every worker of a distributed run
@@ -314,6 +315,7 @@ class Trainer:
             "batch": 0,
             "best_score": None,
             "best_step": 0,
+            "best_bleu": None,
             "bad_validations": 0,
             "train_seconds": 0.0,
             "train_tokens": 0,
@@ -427,6 +429,7 @@ class Trainer:
             tgt_tokens_per_sec=round(self._tokens_per_sec(), 1),
             seconds=round(state["train_seconds"], 1),
             best_step=state["best_step"],
+            best_valid_bleu=state["best_bleu"],
             stopped=stopped,
             replicas=self.replicas,
             weights_sha256=weights_digest(self.model),
@@ -541,7 +544,7 @@ class Trainer:
         }
         score = selection_score(tc.select, scores.bleu, valid_loss)
         if is_better(score, state["best_score"]):
-            state.update(best_score=score, best_step=state["step"], bad_validations=0)
+            state.update(best_score=score, best_step=state["step"], best_bleu=scores.bleu, bad_validations=0)
             self.save_best_weights()
         else:
             state["bad_validations"] += 1

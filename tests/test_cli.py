@@ -68,6 +68,7 @@ def test_train_json_summary(cli_run):
         "tgt_tokens_per_sec",
         "seconds",
         "best_step",
+        "best_valid_bleu",
     ):
         assert isinstance(summary[key], (int, float)), key
     assert summary["epochs"] == 2 and summary["steps"] > 0

@@ -159,6 +159,7 @@ def test_patience_stops_training(run, monkeypatch):
     monkeypatch.setattr(training.evaluation, "score", falling)
     result = train(run, tiny_config(run, valid_every=1, patience=2, epochs=50))
     assert result.stopped == "patience" and result.steps == 3 and result.best_step == 1
+    assert result.best_valid_bleu == 5.0 and result.valid_bleu == 3.0  # the best validation's and the last one's
 
 
 def test_weights_from_another_vocabulary_are_refused(trained_run, tmp_path):
