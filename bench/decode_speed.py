@@ -1,6 +1,7 @@
 """Decoding speed of a trained run dir: sentences and target tokens per second, printed as JSON.
 
-python bench/decode_speed.py --run-dir runs/default --input test.src [--beam 1|5] [--batch-size 64] [--repeat 3] --json
+python bench/decode_speed.py --run-dir runs/default --input test.src [--beam 1|5] [--batch-size 256]
+    [--workers N] [--repeat 3] --json
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import time
 from pathlib import Path
 
 from s2s_cli.corpus import read_lines
-from s2s_cli.translation import Translator
+from s2s_cli.translation import Translator, decoding_workers
 
 
 def main() -> None:
@@ -20,12 +21,14 @@ def main() -> None:
     parser.add_argument("--run-dir", type=Path, required=True)
     parser.add_argument("--input", type=Path, required=True, help="one source sentence per line")
     parser.add_argument("--beam", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--workers", type=int, default=None, help="batches decoded at once (default: s2s translate's)")
     parser.add_argument("--repeat", type=int, default=3, help="timed passes; the median is reported (noisy machines)")
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
     args = parser.parse_args()
     lines = read_lines(args.input)
-    translator = Translator.from_run_dir(args.run_dir)
+    workers = decoding_workers(args.workers)  # before TensorFlow starts: it sets the thread pools
+    translator = Translator.from_run_dir(args.run_dir, workers=workers)
     translator.translate(lines[: args.batch_size], beam=args.beam, batch_size=args.batch_size)  # compile
     times = []
     for _ in range(max(args.repeat, 1)):
@@ -39,6 +42,7 @@ def main() -> None:
         "tokens_per_sec": round(tokens / elapsed, 1),
         "beam": args.beam,
         "batch_size": args.batch_size,
+        "workers": workers,
         "sentences": len(lines),
         "seconds": round(elapsed, 2),
         "seconds_each": [round(t, 2) for t in times],

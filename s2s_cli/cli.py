@@ -28,6 +28,13 @@ LengthPenaltyOpt = Annotated[
     float, typer.Option("--length-penalty", min=0.0, help="GNMT length penalty alpha; 0 disables it.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+WorkersOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        min=1,
+        help="Batches decoded at once, each on its own thread (default: one per CPU core, up to 4; 1 with a GPU).",
+    ),
+]
 DEFAULT_RUN_DIR = Path("runs/default")
 
 
@@ -276,13 +283,14 @@ def evaluate(
     output: Annotated[Optional[Path], typer.Option(help="Write the hypotheses to this file.")] = None,
     beam: BeamOpt = 5,
     length_penalty: LengthPenaltyOpt = 0.6,
+    workers: WorkersOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Translate the test split (or --src) and score it against references with sacreBLEU."""
     from s2s_cli.corpus import read_lines
     from s2s_cli.evaluation import score
     from s2s_cli.rundir import RunDir, write_text_atomic
-    from s2s_cli.translation import Translator
+    from s2s_cli.translation import Translator, decoding_workers
 
     if (src is None) != (ref is None) and hyp is None:
         raise typer.BadParameter("--src and --ref go together.")
@@ -295,7 +303,7 @@ def evaluate(
         src_lines = read_lines(src or run.split_path("test", "src"))
         if len(src_lines) != len(ref_lines):
             raise S2SError(f"{len(src_lines)} source lines but {len(ref_lines)} reference lines: give aligned files.")
-        translator = Translator.from_run_dir(run)
+        translator = Translator.from_run_dir(run, workers=decoding_workers(workers))
         hyps = [t[0].text for t in translator.translate(src_lines, beam=beam, alpha=length_penalty)]
     if output is not None:
         write_text_atomic(output, "".join(h + "\n" for h in hyps))
@@ -324,16 +332,18 @@ def translate(
     n_best: Annotated[int, typer.Option(min=1, help="Translations per input (at most --beam).")] = 1,
     length_penalty: LengthPenaltyOpt = 0.6,
     batch_size: Annotated[int, typer.Option(min=1, help="Sentences decoded together.")] = 256,
+    workers: WorkersOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per input line.")] = False,
 ) -> None:
     """Translate sentences: one output line per input line, in order."""
-    from s2s_cli.translation import Translator
+    from s2s_cli.translation import Translator, decoding_workers
 
     if n_best > beam:
         raise typer.BadParameter(f"--n-best {n_best} exceeds --beam {beam}.")
     sources = _sources(text or [], input_file)
-    translator = Translator.from_run_dir(run_dir)
-    for chunk in _chunks(sources, 512):
+    translator = Translator.from_run_dir(run_dir, workers=decoding_workers(workers))
+    # Read ahead enough lines that every worker gets two batches: sorting by length happens within a chunk.
+    for chunk in _chunks(sources, max(512, 2 * translator.workers * batch_size)):
         results = translator.translate(chunk, beam=beam, n_best=n_best, alpha=length_penalty, batch_size=batch_size)
         if translator.truncated:
             console.warn(

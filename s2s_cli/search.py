@@ -8,6 +8,7 @@ its recurrent state and the Transformer its per-layer key/value cache as `states
 from __future__ import annotations
 
 import contextlib
+import threading
 from dataclasses import dataclass
 
 import keras
@@ -285,15 +286,17 @@ class Searcher:
             input_signature=[ids, tf.TensorSpec([None], tf.int32)],
         )
         self._beam_fns: dict[tuple[int, float, int], tf.types.experimental.GenericFunction] = {}
+        self._lock = threading.Lock()  # batches may be decoded on several threads at once
 
     def beam_fn(self, beam: int, alpha: float, n_best: int):
         key = (beam, float(alpha), n_best)
-        if key not in self._beam_fns:
-            self._beam_fns[key] = tf.function(
-                lambda src, max_lengths: beam_graph(self.model, src, max_lengths, beam, alpha, n_best),
-                input_signature=[tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32)],
-            )
-        return self._beam_fns[key]
+        with self._lock:
+            if key not in self._beam_fns:
+                self._beam_fns[key] = tf.function(
+                    lambda src, max_lengths: beam_graph(self.model, src, max_lengths, beam, alpha, n_best),
+                    input_signature=[tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32)],
+                )
+            return self._beam_fns[key]
 
 
 def greedy_search(searcher: Searcher, src: np.ndarray, max_lengths) -> list[Hypothesis]:

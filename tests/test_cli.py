@@ -83,6 +83,8 @@ def test_evaluate_json(cli_run, tmp_path):
     assert scores["sentences"] == 20 and len(out.read_text(encoding="utf-8").splitlines()) == 20
     assert 0 <= scores["bleu"] <= 100 and 0 <= scores["chrf"] <= 100 and scores["ter"] >= 0
     assert "tok:zh" in scores["signature"]["bleu"]
+    one_worker = invoke("evaluate", "--run-dir", run_dir, "--beam", "2", "--json", "--workers", "1")
+    assert json.loads(one_worker.stdout) == scores
 
 
 def test_evaluate_scores_a_hypothesis_file(cli_run, tmp_path):
@@ -102,6 +104,9 @@ def test_translate_arguments_stdin_file_and_order(cli_run, tmp_path):
     assert result.exit_code == 0, result.output
     lines = result.stdout.split("\n")
     assert len(lines) == 4 and lines[1] == "" and lines[3] == ""
+    args = ("Hello, world.", "", "I eat apples every day.")
+    parallel = invoke("translate", "--run-dir", run_dir, "--workers", "2", "--batch-size", "1", *args)
+    assert parallel.stdout == result.stdout
     stdin = invoke("translate", "--run-dir", run_dir, "-", input="I eat apples every day.\n\nHello, world.\n")
     assert stdin.stdout.split("\n")[:3] == [lines[2], "", lines[0]]
     source = tmp_path / "in.txt"
