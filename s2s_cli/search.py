@@ -39,31 +39,35 @@ def length_penalty(length, alpha: float):
 
 
 @contextlib.contextmanager
-def weights_in_compute_dtype(model: EncoderDecoder):
-    """Under mixed precision, let the model read each weight matrix as a bf16 copy made once, here.
+def search_weights(model: EncoderDecoder):
+    """Let the model read two of its weights as search wants them, each made once here rather than at every step.
 
-    Keras casts a float32 kernel to the compute dtype at every layer call, which inside a search loop is every step
-    (about a third of a bf16 greedy step). The copies hold exactly the values those casts give, so the outputs do not
-    change. Vectors (biases, norms) are left alone: they are cheap, and some are meant to be read in float32.
+    - The output bias, with -1e9 added at <pad> and <s>: they are never outputs, so every search ends only at </s> or
+      the length limit. Masking the logits instead costs an add over the whole vocabulary per step; the other
+      entries are unchanged.
+    - Under mixed precision, each weight matrix as a bf16 copy. Keras casts a float32 kernel to the compute dtype at
+      every layer call, which inside a search loop is every step (about a third of a bf16 greedy step). The copies
+      hold exactly the values those casts give, so the outputs do not change. Vectors (biases, norms) are left alone:
+      they are cheap, and some are meant to be read in float32.
     """
-    if model.compute_dtype == model.variable_dtype:
-        yield
-        return
     scope = keras.StatelessScope()
-    for weight in model.weights:
-        if len(weight.shape) >= 2:
-            # StatelessScope converts what it is given to the variable's dtype, so set the mapping directly.
-            scope.state_mapping[id(weight)] = tf.cast(weight.value, model.compute_dtype)
+    never = tf.reduce_sum(tf.one_hot([PAD, BOS], model.tgt_vocab, on_value=-1e9), 0)
+    # StatelessScope converts what it is given to the variable's dtype, so set the mapping directly.
+    scope.state_mapping[id(model.output_bias)] = model.output_bias.value + never
+    if model.compute_dtype != model.variable_dtype:
+        for weight in model.weights:
+            if len(weight.shape) >= 2:
+                scope.state_mapping[id(weight)] = tf.cast(weight.value, model.compute_dtype)
     with scope:
         yield
 
 
 def step_log_probs(model: EncoderDecoder, tokens, memory, keys, src_mask, states):
-    """tokens: (rows,) -> log-probabilities of the next token (rows, vocab) and the new states."""
+    """tokens: (rows,) -> log-probabilities of the next token (rows, vocab) and the new states.
+
+    Call it inside `search_weights(model)`, which keeps <pad> and <s> out of the outputs."""
     logits, states = model.decode(tokens[:, None], memory, keys, src_mask, states, training=False)
-    # <pad> and <s> are never outputs: mask them so every search ends only at </s> or the length limit.
-    never = tf.reduce_sum(tf.one_hot([PAD, BOS], model.tgt_vocab, on_value=-1e9, dtype=logits.dtype), 0)
-    return tf.nn.log_softmax(logits[:, 0, :] + never, axis=-1), states
+    return tf.nn.log_softmax(logits[:, 0, :], axis=-1), states
 
 
 def greedy_graph(model: EncoderDecoder, src, max_lengths):
@@ -71,7 +75,7 @@ def greedy_graph(model: EncoderDecoder, src, max_lengths):
 
     A row's ids end with </s> then <pad>s, or stop at its length limit; the score is the mean token log-probability.
     """
-    with weights_in_compute_dtype(model):
+    with search_weights(model):
         return _greedy(model, src, max_lengths)
 
 
@@ -146,7 +150,7 @@ def beam_graph(model: EncoderDecoder, src, max_lengths, beam: int, alpha: float,
     """
     if n_best > beam:
         raise ValueError("n_best must not exceed the beam size")
-    with weights_in_compute_dtype(model):
+    with search_weights(model):
         return _beam(model, src, max_lengths, beam, alpha, n_best)
 
 
@@ -280,13 +284,17 @@ class Searcher:
         self.model = model
         ids = tf.TensorSpec([None, None], tf.int32)
         self.encode = tf.function(lambda src: model.encode(src, training=False), input_signature=[ids])
-        self.step = tf.function(lambda *args: step_log_probs(model, *args), reduce_retracing=True)
+        self.step = tf.function(self._step, reduce_retracing=True)
         self.greedy_fn = tf.function(
             lambda src, max_lengths: greedy_graph(model, src, max_lengths),
             input_signature=[ids, tf.TensorSpec([None], tf.int32)],
         )
         self._beam_fns: dict[tuple[int, float, int], tf.types.experimental.GenericFunction] = {}
         self._lock = threading.Lock()  # batches may be decoded on several threads at once
+
+    def _step(self, *args):
+        with search_weights(self.model):
+            return step_log_probs(self.model, *args)
 
     def beam_fn(self, beam: int, alpha: float, n_best: int):
         key = (beam, float(alpha), n_best)
