@@ -67,6 +67,13 @@ class EncoderDecoder(keras.Model):
             logits = self.output_proj(hidden)
         return ops.cast(logits, "float32") + ops.cast(self.output_bias, "float32")
 
+    def pad_encoded(self, memory, keys, length):
+        """`encode`'s memory and attention keys, padded with zeros along their source axis to `length` positions.
+
+        Search encodes a batch in chunks, each cut to its own longest sentence, and pads them back to the batch's;
+        the source mask hides the padding, as it does any other."""
+        raise NotImplementedError
+
     def call(self, inputs, training=False):
         src, tgt_in = inputs
         memory, keys, src_mask, states = self.encode(src, training=training)
@@ -116,6 +123,10 @@ class Seq2Seq(EncoderDecoder):
         init = [bridge(state) for bridge, state in zip(self.bridges, final)]
         states = init * self.config.layers
         return memory, self.attention.precompute_keys(memory), src_mask, states
+
+    def pad_encoded(self, memory, keys, length):
+        pad = [[0, 0], [0, length - ops.shape(memory)[1]], [0, 0]]  # both (batch, src_len, units)
+        return ops.pad(memory, pad), ops.pad(keys, pad)
 
     def decode(self, tgt_in, memory, keys, src_mask, states, training=False):
         """tgt_in: (batch, tgt_len) ids -> logits (batch, tgt_len, tgt_vocab) float32, new states.

@@ -70,6 +70,45 @@ def step_log_probs(model: EncoderDecoder, tokens, memory, keys, src_mask, states
     return tf.nn.log_softmax(logits[:, 0, :], axis=-1), states
 
 
+ENCODE_ROWS = 64
+
+
+def encode_in_chunks(model: EncoderDecoder, src, rows: int | None = None):
+    """model.encode(src) for search, `rows` sentences at a time, each chunk cut to its own longest sentence.
+
+    A batch holds sentences sorted by length, but 256 of them still span a range of lengths: on the Multi30k test
+    set, 23% of the encoder's positions were padding (18.9k for 14.5k tokens), 6% in chunks of 64. The outputs are
+    padded back to the batch's length, where the source mask hides them. The first chunk is encoded outside the loop,
+    so the loop's arrays know the shapes of what they hold.
+    """
+    rows = rows or ENCODE_ROWS
+    batch, length = tf.shape(src)[0], tf.shape(src)[1]
+
+    def encode(chunk):
+        real = tf.maximum(tf.reduce_max(tf.reduce_sum(tf.cast(chunk != PAD, tf.int32), axis=1)), 1)
+        memory, keys, _, states = model.encode(chunk[:, :real], training=False)
+        return (*model.pad_encoded(memory, keys, length), states)
+
+    structure = encode(src[:rows])
+    first = tf.nest.flatten(structure)
+    arrays = [
+        tf.TensorArray(x.dtype, size=0, dynamic_size=True, infer_shape=False, element_shape=_invariants(x))
+        for x in first
+    ]
+
+    def body(i, arrays):
+        outputs = tf.nest.flatten(encode(src[i * rows : (i + 1) * rows]))
+        return i + 1, [a.write(i - 1, x) for a, x in zip(arrays, outputs)]
+
+    _, arrays = tf.while_loop(lambda i, _: i * rows < batch, body, (tf.constant(1), arrays))
+    # (an empty array cannot be concatenated: its elements' shapes are not fully known)
+    flat = tf.cond(
+        batch > rows, lambda: [tf.concat([x, a.concat()], axis=0) for x, a in zip(first, arrays)], lambda: first
+    )
+    memory, keys, states = tf.nest.pack_sequence_as(structure, flat)
+    return memory, keys, tf.not_equal(src, PAD), states
+
+
 def greedy_graph(model: EncoderDecoder, src, max_lengths):
     """src: (batch, src_len) int32; max_lengths: (batch,) -> ids (batch, steps), scores (batch,).
 
@@ -81,7 +120,7 @@ def greedy_graph(model: EncoderDecoder, src, max_lengths):
 
 def _greedy(model, src, max_lengths):
     batch, limit = tf.shape(src)[0], tf.maximum(tf.reduce_max(max_lengths), 0)  # 0 for no sentences
-    memory, keys, src_mask, states = model.encode(src, training=False)
+    memory, keys, src_mask, states = encode_in_chunks(model, src)
 
     def body(t, rows, done, tokens, context, states, outputs, scores, lengths):
         # rows: the sentence each decoder row belongs to; done: rows that finished but are still in the batch
@@ -157,7 +196,7 @@ def beam_graph(model: EncoderDecoder, src, max_lengths, beam: int, alpha: float,
 def _beam(model, src, max_lengths, beam, alpha, n_best):
     k, vocab = beam, model.tgt_vocab
     batch, limit = tf.shape(src)[0], tf.maximum(tf.reduce_max(max_lengths), 0)  # 0 for no sentences
-    encoded = model.encode(src, training=False)
+    encoded = encode_in_chunks(model, src)
     memory, keys, src_mask, states = tf.nest.map_structure(lambda x: tf.repeat(x, k, axis=0), encoded)
     positions = tf.range(limit)[None, None, :]
 

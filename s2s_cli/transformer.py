@@ -151,6 +151,13 @@ class TransformerSeq2Seq(EncoderDecoder):
         empty = ops.zeros((batch, self.config.heads, 0, self.config.d_model // self.config.heads), dtype=memory.dtype)
         return memory, cross_kv, src_mask, [empty] * (2 * self.config.layers)
 
+    def pad_encoded(self, memory, keys, length):
+        pad = length - ops.shape(memory)[1]
+        # memory: (batch, src_len, d); keys: each decoder layer's cross-attention keys and values, split into heads
+        return ops.pad(memory, [[0, 0], [0, pad], [0, 0]]), [
+            ops.pad(k, [[0, 0], [0, 0], [0, pad], [0, 0]]) for k in keys
+        ]
+
     def decode(self, tgt_in, memory, keys, src_mask, states, training=False):
         offset = ops.shape(states[0])[2]  # positions already decoded (0 when teacher forcing)
         length = ops.shape(tgt_in)[1]

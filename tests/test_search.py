@@ -3,7 +3,14 @@ import pytest
 
 from s2s_cli.config import ModelConfig
 from s2s_cli.model import build_model
-from s2s_cli.search import Searcher, beam_search, greedy_search, length_penalty, max_output_lengths
+from s2s_cli.search import (
+    Searcher,
+    beam_search,
+    encode_in_chunks,
+    greedy_search,
+    length_penalty,
+    max_output_lengths,
+)
 
 SRC = np.array([[5, 6, 7, 8, 9], [10, 11, 0, 0, 0], [12, 13, 14, 0, 0]], np.int32)
 
@@ -58,11 +65,14 @@ def test_length_penalty():
 
 
 @pytest.mark.parametrize("arch", ["rnn", "transformer"])
-def test_sentences_leaving_the_batch_early_do_not_change_any_output(arch):
+@pytest.mark.parametrize("encode_rows", [64, 5])
+def test_sentences_leaving_the_batch_early_do_not_change_any_output(arch, encode_rows, monkeypatch):
     # Limits 1..12 make sentences finish at different steps, so finished ones are dropped from the batch
     # (an eighth of it at a time) many times; each sentence must still get what it gets when decoded alone.
+    # With encode_rows 5 the batch is also encoded in three chunks (5, 5, 2 sentences) of different lengths.
     import keras
 
+    monkeypatch.setattr("s2s_cli.search.ENCODE_ROWS", encode_rows)
     keras.utils.set_random_seed(5)
     shape = dict(emb_dim=12, hidden=12, d_model=16, heads=2, ff_dim=32, layers=2, dropout=0.0)
     searcher = Searcher(build_model(ModelConfig(arch=arch, **shape), 30, 20))
@@ -82,6 +92,39 @@ def test_sentences_leaving_the_batch_early_do_not_change_any_output(arch):
         single_beam = beam_search(searcher, row, limit, beam=3, n_best=2)[0]
         assert [h.ids for h in single_beam] == [h.ids for h in beams[i]]
         assert [h.score for h in single_beam] == pytest.approx([h.score for h in beams[i]], abs=1e-4)
+
+
+@pytest.mark.parametrize("arch", ["rnn", "transformer"])
+@pytest.mark.parametrize("batch", [0, 2, 7])
+def test_encoding_in_chunks_equals_encoding_the_batch(arch, batch):
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(6)
+    shape = dict(emb_dim=12, hidden=12, d_model=16, heads=2, ff_dim=32, layers=2, dropout=0.0)
+    model = build_model(ModelConfig(arch=arch, **shape), 30, 20)
+    lengths = [1, 2, 2, 5, 3, 7, 4][:batch]  # chunks of 3: longest 2, 7, 4 (the batch's: 7)
+    src = np.zeros((batch, 7), np.int32)
+    for i, n in enumerate(lengths):
+        src[i, :n] = np.arange(3, 3 + n)
+    # as search runs them, in graphs (where Keras' LSTM also takes an empty batch)
+    ids = [tf.TensorSpec([None, None], tf.int32)]
+    chunked = tf.function(lambda x: encode_in_chunks(model, x, rows=3), input_signature=ids)
+    memory, keys, mask, states = chunked(tf.constant(src))
+    expected = tf.function(lambda x: model.encode(x), input_signature=ids)(tf.constant(src))
+    real = (src != 0)[:, :, None]
+    chunk_longest = [max(lengths[i // 3 * 3 : i // 3 * 3 + 3]) for i in range(batch)]
+    beyond = (np.arange(7)[None, :] >= np.array(chunk_longest, int).reshape(-1, 1))[:, :, None]
+    assert memory.shape == expected[0].shape and np.array_equal(mask.numpy(), expected[2].numpy())
+    np.testing.assert_allclose(np.where(real, memory, 0), np.where(real, expected[0], 0), atol=1e-6)
+    keys, expected_keys = tf.nest.flatten(keys), tf.nest.flatten(expected[1])
+    for got, want in zip(keys, expected_keys):
+        if arch == "transformer":  # (batch, heads, src_len, head_dim) -> (batch, src_len, heads * head_dim)
+            got, want = (np.swapaxes(x, 1, 2).reshape(batch, 7, 16) for x in (got.numpy(), want.numpy()))
+        np.testing.assert_allclose(np.where(real, got, 0), np.where(real, want, 0), atol=1e-6)
+        assert not np.any(np.where(beyond, got, 0))  # beyond its chunk's longest sentence, a sentence has zeros
+    for got, want in zip(tf.nest.flatten(states), tf.nest.flatten(expected[3])):
+        np.testing.assert_allclose(got, want, atol=1e-6)
 
 
 @pytest.mark.parametrize("width", [40_000, 1_000, 120, 90])
