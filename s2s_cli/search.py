@@ -40,7 +40,7 @@ def length_penalty(length, alpha: float):
 
 @contextlib.contextmanager
 def search_weights(model: EncoderDecoder):
-    """Let the model read two of its weights as search wants them, each made once here rather than at every step.
+    """Let the model read some of its weights as search wants them, each made once here rather than at every step.
 
     - The output bias, with -1e9 added at <pad> and <s>: they are never outputs, so every search ends only at </s> or
       the length limit. Masking the logits instead costs an add over the whole vocabulary per step; the other
@@ -84,7 +84,7 @@ def encode_in_chunks(model: EncoderDecoder, src, rows: int | None = None):
     rows = rows or ENCODE_ROWS
     batch, length = tf.shape(src)[0], tf.shape(src)[1]
 
-    def encode(chunk):
+    def encode(chunk):  # rows are padded on the right, so a chunk's longest sentence has the most non-<pad> ids
         real = tf.maximum(tf.reduce_max(tf.reduce_sum(tf.cast(chunk != PAD, tf.int32), axis=1)), 1)
         memory, keys, _, states = model.encode(chunk[:, :real], training=False)
         return (*model.pad_encoded(memory, keys, length), states)
