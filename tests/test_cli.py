@@ -152,6 +152,9 @@ def test_usage_errors_exit_2(cli_run):
     assert invoke("translate", "--run-dir", run_dir, "--beam", "2", "--n-best", "3", "x").exit_code == 2
     assert invoke("translate", "--run-dir", run_dir).exit_code == 2
     assert invoke("prepare", "x.tsv", "--valid-size", "1.5").exit_code == 2
+    zero_workers = invoke("translate", "--run-dir", run_dir, "--workers", "0", "x")
+    assert zero_workers.exit_code == 2 and "--workers" in zero_workers.stderr
+    assert invoke("evaluate", "--run-dir", run_dir, "--workers", "0").exit_code == 2
 
 
 def test_debug_shows_traceback(tmp_path, monkeypatch):
