@@ -12,6 +12,8 @@ from s2s_cli.search import (
     max_output_lengths,
 )
 
+# Two-layer models of either architecture, small enough to decode in milliseconds.
+SMALL = dict(emb_dim=12, hidden=12, d_model=16, heads=2, ff_dim=32, layers=2, dropout=0.0)
 SRC = np.array([[5, 6, 7, 8, 9], [10, 11, 0, 0, 0], [12, 13, 14, 0, 0]], np.int32)
 
 
@@ -74,8 +76,7 @@ def test_sentences_leaving_the_batch_early_do_not_change_any_output(arch, encode
 
     monkeypatch.setattr("s2s_cli.search.ENCODE_ROWS", encode_rows)
     keras.utils.set_random_seed(5)
-    shape = dict(emb_dim=12, hidden=12, d_model=16, heads=2, ff_dim=32, layers=2, dropout=0.0)
-    searcher = Searcher(build_model(ModelConfig(arch=arch, **shape), 30, 20))
+    searcher = Searcher(build_model(ModelConfig(arch=arch, **SMALL), 30, 20))
     rng = np.random.default_rng(0)
     lengths = rng.integers(1, 8, size=12)
     src = np.zeros((12, 8), np.int32)
@@ -101,8 +102,7 @@ def test_encoding_in_chunks_equals_encoding_the_batch(arch, batch):
     import tensorflow as tf
 
     keras.utils.set_random_seed(6)
-    shape = dict(emb_dim=12, hidden=12, d_model=16, heads=2, ff_dim=32, layers=2, dropout=0.0)
-    model = build_model(ModelConfig(arch=arch, **shape), 30, 20)
+    model = build_model(ModelConfig(arch=arch, **SMALL), 30, 20)
     lengths = [1, 2, 2, 5, 3, 7, 4][:batch]  # chunks of 3: longest 2, 7, 4 (the batch's: 7)
     src = np.zeros((batch, 7), np.int32)
     for i, n in enumerate(lengths):
