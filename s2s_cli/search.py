@@ -45,10 +45,10 @@ def search_weights(model: EncoderDecoder):
     - The output bias, with -1e9 added at <pad> and <s>: they are never outputs, so every search ends only at </s> or
       the length limit. Masking the logits instead costs an add over the whole vocabulary per step; the other
       entries are unchanged.
-    - Under mixed precision, each weight matrix as a bf16 copy. Keras casts a float32 kernel to the compute dtype at
-      every layer call, which inside a search loop is every step (about a third of a bf16 greedy step). The copies
-      hold exactly the values those casts give, so the outputs do not change. Vectors (biases, norms) are left alone:
-      they are cheap, and some are meant to be read in float32.
+    - Under mixed precision, each weight that Keras casts to the compute dtype at every layer call (kernels,
+      embeddings, biases) as a bf16 copy: inside a search loop every call is every step, and the casts took about a
+      third of a bf16 greedy step. The copies hold exactly the values those casts give, so the outputs do not change.
+      Layer norms' scales and offsets are left alone: Keras reads them in float32.
     """
     scope = keras.StatelessScope()
     never = tf.reduce_sum(tf.one_hot([PAD, BOS], model.tgt_vocab, on_value=-1e9), 0)
@@ -56,7 +56,8 @@ def search_weights(model: EncoderDecoder):
     scope.state_mapping[id(model.output_bias)] = model.output_bias.value + never
     if model.compute_dtype != model.variable_dtype:
         for weight in model.weights:
-            if len(weight.shape) >= 2:
+            autocast = len(weight.shape) >= 2 or getattr(weight, "_autocast", False)  # (norms: autocast=False)
+            if autocast and weight is not model.output_bias:
                 scope.state_mapping[id(weight)] = tf.cast(weight.value, model.compute_dtype)
     with scope:
         yield

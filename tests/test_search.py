@@ -10,7 +10,10 @@ from s2s_cli.search import (
     greedy_search,
     length_penalty,
     max_output_lengths,
+    search_weights,
+    step_log_probs,
 )
+from s2s_cli.tokenizers import BOS, PAD
 
 # Two-layer models of either architecture, small enough to decode in milliseconds.
 SMALL = dict(emb_dim=12, hidden=12, d_model=16, heads=2, ff_dim=32, layers=2, dropout=0.0)
@@ -155,3 +158,24 @@ def test_top_candidates_breaks_ties_across_chunks_by_index():
     scores[0, 32], scores[0, 33] = 0.0, -1.0  # chunk 1: max 0, and a -1 that loses the tie to index 0
     values, index = top_candidates(tf.constant(scores), 2)
     assert values.numpy().tolist() == [[0.0, -1.0]] and index.numpy().tolist() == [[32, 0]]
+
+
+@pytest.mark.parametrize("arch", ["rnn", "transformer"])
+def test_search_weights_leave_a_bf16_step_unchanged(arch):
+    """Under mixed precision, search reads bf16 copies of the weights Keras casts at every call; a step must give the
+    same log-probabilities as the model itself, except that <pad> and <s> get none. Random weights everywhere, so
+    that a layer norm's scale or offset read in bf16 (or any copy that is not exactly Keras' cast) shows."""
+    model = build_model(ModelConfig(arch=arch, **SMALL), 30, 20, precision="bf16")
+    rng = np.random.default_rng(0)
+    for weight in model.weights:
+        weight.assign(rng.normal(0.5 if weight.path.endswith("gamma") else 0.0, 0.3, weight.shape))
+    memory, keys, src_mask, states = model.encode(SRC)
+    tokens = np.array([4, 5, 6], np.int32)
+    logits, _ = model.decode(tokens[:, None], memory, keys, src_mask, states)
+    with search_weights(model):
+        log_probs, _ = step_log_probs(model, tokens, memory, keys, src_mask, states)
+    real = np.setdiff1d(np.arange(20), [PAD, BOS])
+    expected = logits.numpy()[:, 0, real]
+    expected -= np.log(np.exp(expected).sum(-1, keepdims=True))
+    np.testing.assert_allclose(log_probs.numpy()[:, real], expected, atol=1e-5)
+    assert np.all(log_probs.numpy()[:, [PAD, BOS]] < -1e8)
