@@ -23,6 +23,28 @@ def sinusoids(length: int, dim: int) -> np.ndarray:
 
 
 @keras.saving.register_keras_serializable(package="s2s")
+class LayerNorm(layers.LayerNormalization):
+    """keras.layers.LayerNormalization over the last axis (the only kind used here), in fewer and cheaper ops.
+
+    Keras forms `x * inv + (beta - mean * inv)` from its moments op; `beta + (x - mean) * inv` is the same in exact
+    arithmetic and cuts a 256-wide normalization of 200 rows from about 115 to 70 us on this machine's CPU. A search
+    step normalizes ten times, so this is about 5% of Transformer decoding. Same weights as the Keras layer; the
+    outputs agree to float32 rounding. Computed in float32 under mixed precision, as Keras does.
+    """
+
+    def build(self, input_shape) -> None:
+        super().build(input_shape)
+        if self.axis not in ([-1], [len(input_shape) - 1]) or not (self.center and self.scale) or self.rms_scaling:
+            raise ValueError("LayerNorm normalizes over the last axis, with a scale and an offset")
+
+    def call(self, inputs):
+        x = ops.cast(inputs, "float32")
+        centered = x - ops.mean(x, axis=-1, keepdims=True)
+        variance = ops.mean(ops.square(centered), axis=-1, keepdims=True)
+        return ops.cast(self.beta + centered * (ops.rsqrt(variance + self.epsilon) * self.gamma), self.compute_dtype)
+
+
+@keras.saving.register_keras_serializable(package="s2s")
 class MultiHeadAttention(layers.Layer):
     """Multi-head attention whose key/value projections can be computed once and cached."""
 
@@ -76,9 +98,9 @@ class TransformerBlock(layers.Layer):
         self.cross_attn = (
             MultiHeadAttention(d_model, heads, dropout, name="cross_attn", dtype=policy) if cross else None
         )
-        self.self_norm = layers.LayerNormalization(epsilon=1e-6, name="self_norm", dtype=policy)
-        self.cross_norm = layers.LayerNormalization(epsilon=1e-6, name="cross_norm", dtype=policy) if cross else None
-        self.ff_norm = layers.LayerNormalization(epsilon=1e-6, name="ff_norm", dtype=policy)
+        self.self_norm = LayerNorm(epsilon=1e-6, name="self_norm", dtype=policy)
+        self.cross_norm = LayerNorm(epsilon=1e-6, name="cross_norm", dtype=policy) if cross else None
+        self.ff_norm = LayerNorm(epsilon=1e-6, name="ff_norm", dtype=policy)
         self.ff_in = layers.Dense(ff_dim, activation="relu", name="ff_in", dtype=policy)
         self.ff_out = layers.Dense(d_model, name="ff_out", dtype=policy)
         self.dropout = layers.Dropout(dropout, dtype=policy)
@@ -126,8 +148,8 @@ class TransformerSeq2Seq(EncoderDecoder):
         block = dict(d_model=d, heads=c.heads, ff_dim=c.ff_dim, dropout=c.dropout, dtype=policy)
         self.encoder_blocks = [TransformerBlock(cross=False, name=f"encoder_{i}", **block) for i in range(c.layers)]
         self.decoder_blocks = [TransformerBlock(cross=True, name=f"decoder_{i}", **block) for i in range(c.layers)]
-        self.encoder_norm = layers.LayerNormalization(epsilon=1e-6, name="encoder_norm", dtype=policy)
-        self.decoder_norm = layers.LayerNormalization(epsilon=1e-6, name="decoder_norm", dtype=policy)
+        self.encoder_norm = LayerNorm(epsilon=1e-6, name="encoder_norm", dtype=policy)
+        self.decoder_norm = LayerNorm(epsilon=1e-6, name="decoder_norm", dtype=policy)
         self.dropout = layers.Dropout(c.dropout, dtype=policy)
         self.build_output()
         self.positions = ops.convert_to_tensor(sinusoids(self.max_positions, d))

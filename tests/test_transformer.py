@@ -9,6 +9,7 @@ from s2s_cli.errors import ConfigError
 from s2s_cli.model import build_model, masked_loss
 from s2s_cli.rundir import RunDir
 from s2s_cli.search import Searcher, beam_search, greedy_search, max_output_lengths
+from s2s_cli.transformer import LayerNorm
 
 SRC = np.array([[5, 6, 7, 8, 0, 0], [9, 10, 0, 0, 0, 0]], np.int32)
 TGT_IN = np.array([[2, 11, 12, 13], [2, 14, 0, 0]], np.int32)
@@ -99,3 +100,22 @@ def test_joint_vocabulary_shares_one_embedding_table(arch, tmp_path):
     again.load_weights(tmp_path / "j.weights.h5")
     src = np.array([[5, 6, 7]], np.int32)
     np.testing.assert_array_equal(again((src, src)).numpy(), joint((src, src)).numpy())
+
+
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+def test_layer_norm_equals_keras_layer_normalization(dtype):
+    import keras
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(3.0, 2.0, (4, 5, 16)).astype("float32")
+    weights = [rng.normal(1.0, 0.3, 16), rng.normal(0.0, 0.3, 16)]  # scale, offset
+    ours, theirs = LayerNorm(epsilon=1e-6, dtype=dtype), keras.layers.LayerNormalization(epsilon=1e-6, dtype=dtype)
+    for norm in (ours, theirs):
+        norm.build(x.shape)
+        norm.set_weights(weights)
+    a, b = ours(x), theirs(x)
+    assert a.dtype == b.dtype
+    tolerance = 1e-5 if dtype == "float32" else 1e-2  # one bf16 rounding step
+    np.testing.assert_allclose(np.float32(a), np.float32(b), rtol=tolerance, atol=tolerance)
+    with pytest.raises(ValueError, match="last axis"):
+        LayerNorm(axis=1).build((2, 3, 4))
