@@ -56,7 +56,8 @@ def search_weights(model: EncoderDecoder):
     scope.state_mapping[id(model.output_bias)] = model.output_bias.value + never
     if model.compute_dtype != model.variable_dtype:
         for weight in model.weights:
-            autocast = len(weight.shape) >= 2 or getattr(weight, "_autocast", False)  # (norms: autocast=False)
+            # Keras' own flag for a weight it casts at every call (False for norms); without it, matrices only
+            autocast = len(weight.shape) >= 2 or getattr(weight, "_autocast", False)
             if autocast and weight is not model.output_bias:
                 scope.state_mapping[id(weight)] = tf.cast(weight.value, model.compute_dtype)
     with scope:
