@@ -12,8 +12,8 @@ import statistics
 import time
 from pathlib import Path
 
-from s2s_cli.corpus import read_lines
-from s2s_cli.translation import Translator, decoding_workers
+from s2s_cli.data.corpus import read_lines
+from s2s_cli.inference.translator import Translator, decoding_workers
 
 
 def main() -> None:

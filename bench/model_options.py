@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from s2s_cli.config import ModelConfig
+from s2s_cli.config import Arch, Cell, ModelConfig
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     """Shape flags whose defaults are `s2s train`'s (ModelConfig's)."""
     default = ModelConfig()
-    parser.add_argument("--arch", default=default.arch, choices=["rnn", "transformer"])
-    parser.add_argument("--cell", default=default.cell, choices=["lstm", "gru"])
+    parser.add_argument("--arch", default=default.arch.value, choices=[a.value for a in Arch])
+    parser.add_argument("--cell", default=default.cell.value, choices=[c.value for c in Cell])
     parser.add_argument("--emb", type=int, default=default.emb_dim, help="RNN embedding size")
     parser.add_argument("--hidden", type=int, default=default.hidden, help="RNN hidden size")
     parser.add_argument("--layers", type=int, default=default.layers)

@@ -16,13 +16,13 @@ from pathlib import Path
 
 from model_options import add_model_options, model_config
 
-from s2s_cli.config import DataConfig, RunConfig, TrainConfig
-from s2s_cli.corpus import read_lines
+from s2s_cli.config import DataConfig, Precision, RunConfig, TrainConfig
+from s2s_cli.data.corpus import read_lines
+from s2s_cli.data.prepare import prepare
 from s2s_cli.evaluation import score
-from s2s_cli.preparation import prepare
-from s2s_cli.rundir import RunDir
-from s2s_cli.training import train
-from s2s_cli.translation import Translator
+from s2s_cli.inference.translator import Translator
+from s2s_cli.rundir import RunDir, Validation
+from s2s_cli.training.runner import train
 
 
 def main() -> None:
@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--batch-tokens", type=int, default=defaults.batch_tokens)
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--warmup", type=int, default=defaults.warmup)
-    parser.add_argument("--precision", default=defaults.precision, choices=["auto", "float32", "bf16"])
+    parser.add_argument("--precision", default=defaults.precision.value, choices=[p.value for p in Precision])
     parser.add_argument("--beam", type=int, default=5)
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
     args = parser.parse_args()
@@ -105,8 +105,8 @@ class _LogProgress:
         if step % 100 == 0:
             print(f"step {step} epoch {epoch + 1} loss {loss:.3f} {tokens_per_sec:.0f} tok/s", file=sys.stderr)
 
-    def on_validation(self, record: dict) -> None:
-        print(json.dumps(record), file=sys.stderr, flush=True)
+    def on_validation(self, record: Validation) -> None:
+        print(record.to_json(), file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

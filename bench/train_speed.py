@@ -16,10 +16,10 @@ from pathlib import Path
 from model_options import add_model_options, model_config, model_settings
 
 from s2s_cli.config import DataConfig, RunConfig, TrainConfig
-from s2s_cli.pipeline import dataset
-from s2s_cli.preparation import prepare
+from s2s_cli.data.batching import dataset
+from s2s_cli.data.prepare import prepare
 from s2s_cli.rundir import RunDir
-from s2s_cli.training import SilentProgress, Trainer
+from s2s_cli.training.runner import build_trainer
 
 
 def main() -> None:
@@ -48,9 +48,9 @@ def main() -> None:
             model=model_config(args),
             train=TrainConfig(batch_tokens=args.batch_tokens, precision=args.precision),
         )
-        trainer = Trainer(run, config, SilentProgress())
+        trainer = build_trainer(run, config)
         steps, tokens, started = 0, 0, None
-        for (src, tgt_in), tgt_out in dataset(trainer.train_data, trainer.batches(0)).repeat():
+        for (src, tgt_in), tgt_out in dataset(trainer.data.train, trainer.batches(0)).repeat():
             _, n, _ = trainer.train_step(src, tgt_in, tgt_out)
             steps += 1
             if steps == args.warmup_steps:
@@ -66,8 +66,8 @@ def main() -> None:
             "steps_per_sec": round((steps - args.warmup_steps) / elapsed, 2),
             "params": trainer.model.count_params(),
             **model_settings(args),
-            "src_vocab": trainer.src_tok.vocab_size,
-            "tgt_vocab": trainer.tgt_tok.vocab_size,
+            "src_vocab": trainer.data.src_tok.vocab_size,
+            "tgt_vocab": trainer.data.tgt_tok.vocab_size,
             "batch_tokens": args.batch_tokens,
             "precision": args.precision,
             "seconds": round(elapsed, 1),

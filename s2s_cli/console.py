@@ -21,6 +21,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from s2s_cli.rundir import Validation
+
 
 def stdout() -> Console:
     return Console(file=sys.stdout, highlight=False, soft_wrap=True)
@@ -121,9 +123,9 @@ class TrainBar:
     def on_step(self, step: int, epoch: int, loss: float, tokens_per_sec: float, lr: float) -> None:
         self.progress.update(self.task, completed=step, epoch=epoch + 1, loss=loss, tps=tokens_per_sec, lr=lr)
 
-    def on_validation(self, record: dict[str, Any]) -> None:
-        best = " *" if record["best_step"] == record["step"] else ""
+    def on_validation(self, record: Validation) -> None:
+        best = " *" if record.is_best else ""
         self.progress.console.print(
-            f"validation step {record['step']}: loss {record['valid_loss']:.3f}  ppl {record['ppl']:.2f}  "
-            f"BLEU {record['bleu']:.2f}  chrF {record['chrf']:.2f}{best}"
+            f"validation step {record.step}: loss {record.valid_loss:.3f}  ppl {record.ppl:.2f}  "
+            f"BLEU {record.bleu:.2f}  chrF {record.chrf:.2f}{best}"
         )

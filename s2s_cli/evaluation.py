@@ -1,15 +1,18 @@
-"""Score detokenized hypotheses against references with sacreBLEU (BLEU, chrF, TER)."""
+"""`s2s evaluate`: translate a test set and score it against references with sacreBLEU (BLEU, chrF, TER)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from sacrebleu.metrics import BLEU, CHRF, TER
 
+from s2s_cli.data.corpus import read_lines
 from s2s_cli.errors import DataError
-
-CJK_LANGS = ("zh", "ja", "ko")
+from s2s_cli.files import write_text_atomic
+from s2s_cli.languages import CJK_LANGS
+from s2s_cli.rundir import RunDir
 
 
 @dataclass(frozen=True)
@@ -70,3 +73,32 @@ def score(hyps: Sequence[str], refs: Sequence[str], lang: str | None = None) -> 
         bleu=str(bleu.get_signature()), chrf=str(chrf.get_signature()), ter=f"{ter.get_signature()}{pretok}"
     )
     return scores
+
+
+def evaluate(
+    run: RunDir,
+    input_file: Path | None = None,
+    ref_file: Path | None = None,
+    hyp_file: Path | None = None,
+    output: Path | None = None,
+    beam: int = 5,
+    alpha: float = 0.6,
+    workers: int = 1,
+) -> Scores:
+    """Score `hyp_file`, or the translations of `input_file` (default: the test split), against `ref_file` (default:
+    the test split's targets); the translations are written to `output` if given."""
+    from s2s_cli.inference.translator import Translator
+
+    config = run.load_config()
+    refs = read_lines(ref_file or run.split_path("test", "tgt"))
+    if hyp_file is not None:
+        hyps = read_lines(hyp_file)
+    else:
+        sources = read_lines(input_file or run.split_path("test", "src"))
+        if len(sources) != len(refs):
+            raise DataError(f"{len(sources)} source lines but {len(refs)} reference lines: give aligned files.")
+        translator = Translator.from_run_dir(run, workers=workers)
+        hyps = [t[0].text for t in translator.translate(sources, beam=beam, alpha=alpha)]
+    if output is not None:
+        write_text_atomic(output, "".join(h + "\n" for h in hyps))
+    return score(hyps, refs, config.data.tgt_lang)

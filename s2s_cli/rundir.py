@@ -1,20 +1,20 @@
-"""The run directory: every file name in one place, atomic writes, and a manifest checked on load."""
+"""The run directory: every file name in one place, the config, the manifest checked on load, history, the lock."""
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import dataclasses
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from filelock import FileLock, Timeout
 
 from s2s_cli import __version__
 from s2s_cli.config import RunConfig
-from s2s_cli.errors import RunDirError
+from s2s_cli.errors import RunDirError, TrainingError
+from s2s_cli.files import read_json, sha256, write_json_atomic, write_text_atomic
 
 DEFAULT_RUN_DIR = Path("runs/default")
 FORMAT_VERSION = 1
@@ -40,80 +40,36 @@ def versions() -> dict[str, str]:
     return {"s2s": __version__, "keras": keras.__version__, "tensorflow": tf.__version__}
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+@dataclass(frozen=True)
+class Validation:
+    """One line of history.jsonl: a validation during training. `best_step` is the step whose weights
+    model.weights.h5 held after it."""
 
+    step: int
+    epoch: int
+    train_loss: float
+    valid_loss: float
+    ppl: float
+    bleu: float
+    chrf: float
+    tgt_tokens_per_sec: float
+    best_step: int
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    @property
+    def is_best(self) -> bool:
+        return self.best_step == self.step
 
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
 
-def make_temp_dir(parent: Path, prefix: str) -> Path:
-    """A new temp dir in `parent` with the permissions of a normal mkdir (mkdtemp would make it 0700)."""
-    parent.mkdir(parents=True, exist_ok=True)
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-    path.chmod(0o777 & ~_umask())
-    return path
-
-
-def swap_in_dir(staging: Path, run_dir: Path) -> None:
-    """Replace the dir `run_dir` by the fully written `staging` dir; the old one is removed only after the rename."""
-    if not run_dir.exists():
-        staging.rename(run_dir)
-        return
-    backup = run_dir.with_name(f".{run_dir.name}.old-{staging.name.rsplit('-', 1)[-1]}")
-    run_dir.rename(backup)
-    try:
-        staging.rename(run_dir)
-    except OSError:
-        backup.rename(run_dir)
-        raise
-    shutil.rmtree(backup, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def atomic_path(path: Path, suffix: str = "") -> Iterator[Path]:
-    """Yield a temp path beside `path`; rename it onto `path` only if the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        with tmp.open("rb+") as f:
-            os.fsync(f.fileno())
-        tmp.chmod(0o666 & ~_umask())  # mkstemp makes 0600; a run dir is meant to be shared and copied
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"))
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    write_text_atomic(path, json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RunDirError(f"{path} is missing.") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise RunDirError(f"{path} is not valid JSON ({err}); the run dir is damaged.") from None
+    @classmethod
+    def from_json(cls, line: str) -> Validation | None:
+        """The record on a line, or None for a line cut short by a crash."""
+        try:
+            raw = json.loads(line)
+            return cls(**{f.name: raw[f.name] for f in dataclasses.fields(cls)})
+        except (json.JSONDecodeError, KeyError, TypeError):
+            return None
 
 
 class RunDir:
@@ -150,6 +106,10 @@ class RunDir:
     def logs_dir(self) -> Path:
         return self.path / LOGS
 
+    @property
+    def lock_path(self) -> Path:
+        return self.path / LOCK
+
     def is_prepared(self) -> bool:
         return (self.path / CONFIG).is_file()
 
@@ -176,6 +136,47 @@ class RunDir:
         self.require_prepared()
         if not self.has_weights():
             raise RunDirError(f"{self.path} has no trained model: run `s2s train --run-dir {self.path}` first.")
+
+    # history --------------------------------------------------------------------------------------------
+    def history(self) -> list[Validation]:
+        """Every validation logged, oldest first (a line cut short by a crash is skipped)."""
+        if not self.history_path.is_file():
+            return []
+        records = (Validation.from_json(line) for line in self.history_path.read_text(encoding="utf-8").splitlines())
+        return [r for r in records if r is not None]
+
+    def append_history(self, record: Validation) -> None:
+        with self.history_path.open("a", encoding="utf-8") as f:
+            f.write(record.to_json() + "\n")
+
+    def truncate_history(self, step: int) -> None:
+        """Drop validations logged after `step` (and any cut short), which a run resumed from `step` redoes."""
+        if self.history_path.is_file():
+            write_text_atomic(self.history_path, "".join(r.to_json() + "\n" for r in self.history() if r.step <= step))
+
+    def best_validation(self) -> Validation | None:
+        """The validation of the weights in model.weights.h5: the one training last chose as best."""
+        history = self.history()
+        if not history:
+            return None
+        return next((r for r in history if r.step == history[-1].best_step), None)
+
+    # lock -----------------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def training_lock(self) -> Iterator[None]:
+        """Hold the run dir's training lock (an OS file lock, released by the OS if the process dies)."""
+        lock = FileLock(self.lock_path, timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise TrainingError(
+                f"{self.path} is already being trained by another `s2s train` (it holds {self.lock_path}); "
+                "wait for it or stop it first."
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     # manifest -------------------------------------------------------------------------------------------
     def tracked_files(self) -> list[Path]:

@@ -1,41 +1,21 @@
-"""Shared fixtures: a slice of the shipped sample corpus and a tiny trained run dir (trained once per session)."""
+"""Fixtures: a run dir prepared from a slice of the sample corpus, and a tiny model trained on it (once a session)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
+from helpers import tiny_config, write_sample
 
-from s2s_cli.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from s2s_cli.preparation import prepare
+from s2s_cli.config import DataConfig
+from s2s_cli.data.prepare import prepare
 from s2s_cli.rundir import RunDir
-
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "en-zh.tsv"
-TINY_MODEL = {"arch": "rnn", "emb_dim": 16, "hidden": 16, "layers": 1, "dropout": 0.1}
-TINY_TRAIN = {
-    "epochs": 2,
-    "batch_tokens": 512,
-    "lr": 3e-3,
-    "warmup": 10,
-    "valid_max_sentences": 20,
-    "patience": 0,
-    "precision": "float32",
-}
-
-
-def write_sample(path: Path, n: int) -> Path:
-    lines = SAMPLE.read_text(encoding="utf-8").splitlines()[:n]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
 
 
 @pytest.fixture
 def sample_tsv(tmp_path: Path) -> Path:
     return write_sample(tmp_path / "sample.tsv", 300)
-
-
-def tiny_config(run: RunDir, **train: object) -> RunConfig:
-    return RunConfig(run.load_config().data).with_overrides(TINY_MODEL, {**TINY_TRAIN, **train})
 
 
 @pytest.fixture(scope="session")
@@ -50,10 +30,8 @@ def prepared_run(tmp_path_factory: pytest.TempPathFactory) -> RunDir:
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory: pytest.TempPathFactory, prepared_run: RunDir) -> RunDir:
-    """A copy of `prepared_run` with a tiny model trained for two epochs."""
-    import shutil
-
-    from s2s_cli.training import train
+    """A copy of `prepared_run` with a tiny RNN trained for two epochs (read-only for tests)."""
+    from s2s_cli.training.runner import train
 
     run = RunDir(tmp_path_factory.mktemp("trained") / "run")
     shutil.copytree(prepared_run.path, run.path)
@@ -61,13 +39,9 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, prepared_run: RunDir) 
     return run
 
 
-__all__ = [
-    "SAMPLE",
-    "TINY_MODEL",
-    "TINY_TRAIN",
-    "tiny_config",
-    "write_sample",
-    "DataConfig",
-    "ModelConfig",
-    "TrainConfig",
-]
+@pytest.fixture
+def run(prepared_run: RunDir, tmp_path: Path) -> RunDir:
+    """A writable copy of `prepared_run`, at a path with a space and a non-ASCII letter."""
+    copy = RunDir(tmp_path / "run dir ü")
+    shutil.copytree(prepared_run.path, copy.path)
+    return copy

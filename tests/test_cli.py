@@ -1,9 +1,10 @@
 """End to end through the Typer app: prepare -> train -> evaluate -> translate, reloading from the run dir."""
 
 import json
+import re
 
 import pytest
-from conftest import TINY_MODEL, write_sample
+from helpers import TINY_MODEL, write_sample
 from typer.testing import CliRunner
 
 from s2s_cli.cli import app
@@ -13,6 +14,11 @@ runner = CliRunner()
 
 def invoke(*args: str, input: str | None = None):
     return runner.invoke(app, [str(a) for a in args], input=input)
+
+
+def flat(text: str) -> str:
+    """Terminal output with rich's box drawing and line wrapping undone."""
+    return re.sub(r"[\s│╭╮╰╯─]+", " ", text)
 
 
 def options(values: dict) -> list[str]:
@@ -77,7 +83,7 @@ def test_train_json_summary(cli_run):
 def test_evaluate_json(cli_run, tmp_path):
     run_dir, _ = cli_run
     out = tmp_path / "hyps.txt"
-    result = invoke("evaluate", "--run-dir", run_dir, "--beam", "2", "--json", "--output", out)
+    result = invoke("evaluate", "--run-dir", run_dir, "--beam", "2", "--json", "-o", out)
     assert result.exit_code == 0, result.output
     scores = json.loads(result.stdout)
     assert scores["sentences"] == 20 and len(out.read_text(encoding="utf-8").splitlines()) == 20
@@ -100,18 +106,26 @@ def test_evaluate_scores_a_hypothesis_file(cli_run, tmp_path):
 
 def test_translate_arguments_stdin_file_and_order(cli_run, tmp_path):
     run_dir, _ = cli_run
-    result = invoke("translate", "--run-dir", run_dir, "Hello, world.", "", "I eat apples every day.")
+    args = ("Hello, world.", "", "I eat apples every day.", "Where is the library?")
+    result = invoke("translate", "--run-dir", run_dir, "--beam", "1", *args)
     assert result.exit_code == 0, result.output
     lines = result.stdout.split("\n")
-    assert len(lines) == 4 and lines[1] == "" and lines[3] == ""
-    args = ("Hello, world.", "", "I eat apples every day.")
-    parallel = invoke("translate", "--run-dir", run_dir, "--workers", "2", "--batch-size", "1", *args)
-    assert parallel.stdout == result.stdout
-    stdin = invoke("translate", "--run-dir", run_dir, "-", input="I eat apples every day.\n\nHello, world.\n")
-    assert stdin.stdout.split("\n")[:3] == [lines[2], "", lines[0]]
+    assert len(lines) == 5 and lines[1] == "" and lines[4] == ""
+    # The tiny model's texts may be alike; its scores tell the sentences apart, so a misordering would show.
+    scored = invoke("translate", "--run-dir", run_dir, "--beam", "1", "--json", *args)
+    rows = [json.loads(line) for line in scored.stdout.splitlines()]
+    assert [r["source"] for r in rows] == list(args) and [r["translations"][0]["text"] for r in rows] == lines[:4]
+    scores = [r["translations"][0]["score"] for r in rows]
+    assert len({scores[0], scores[2], scores[3]}) == 3
+    parallel = invoke(
+        "translate", "--run-dir", run_dir, "--beam", "1", "--json", "--workers", "2", "--batch-size", "1", *args
+    )
+    assert parallel.stdout == scored.stdout
+    stdin = invoke("translate", "--run-dir", run_dir, "--beam", "1", "--json", "-", input="\n".join(args[::-1]) + "\n")
+    assert stdin.stdout.splitlines() == scored.stdout.splitlines()[::-1]
     source = tmp_path / "in.txt"
     source.write_text("Hello, world.\n  \nZ̸̛ü 🙂 mixed 中文\n", encoding="utf-8")
-    from_file = invoke("translate", "--run-dir", run_dir, "--input", source, "--beam", "3", "--n-best", "2", "--json")
+    from_file = invoke("translate", "--run-dir", run_dir, "-i", source, "--beam", "3", "--n-best", "2", "--json")
     rows = [json.loads(line) for line in from_file.stdout.splitlines()]
     assert [r["source"] for r in rows] == ["Hello, world.", "  ", "Z̸̛ü 🙂 mixed 中文"]
     assert len(rows[0]["translations"]) == 2 and rows[1]["translations"][0]["text"] == ""
@@ -175,7 +189,7 @@ def test_evaluate_refuses_misaligned_src_and_ref(cli_run, tmp_path):
     run_dir, _ = cli_run
     (tmp_path / "src.txt").write_text("a\nb\n")
     (tmp_path / "ref.txt").write_text("一\n")
-    result = invoke("evaluate", "--run-dir", run_dir, "--src", tmp_path / "src.txt", "--ref", tmp_path / "ref.txt")
+    result = invoke("evaluate", "--run-dir", run_dir, "--input", tmp_path / "src.txt", "--ref", tmp_path / "ref.txt")
     assert result.exit_code == 1 and "2 source lines but 1 reference lines" in result.stderr
 
 
@@ -192,9 +206,46 @@ def test_invalid_model_options_are_one_clear_line(cli_run, tmp_path):
 def test_prepare_option_defaults_are_the_config_defaults():
     import inspect
 
-    from s2s_cli.cli import prepare
+    from s2s_cli.cli.prepare import prepare
     from s2s_cli.config import DataConfig
 
     params = inspect.signature(prepare).parameters
-    for name in ("tokenizer", "spm_model_type", "vocab_size", "joint", "max_len"):
+    for name in ("tokenizer", "spm_model_type", "vocab_size", "joint", "max_len", "seed"):
         assert params[name].default == getattr(DataConfig(), name), name
+
+
+@pytest.mark.parametrize(
+    "args, choices",
+    [
+        (["train", "--arch", "lstm"], "'transformer', 'rnn'"),
+        (["train", "--precision", "fp16"], "'auto', 'float32', 'bf16'"),
+        (["prepare", "x.tsv", "--tokenizer", "bpe"], "'spm', 'char', 'word'"),
+    ],
+)
+def test_a_bad_choice_is_a_usage_error_listing_the_choices(args, choices):
+    result = invoke(*args)
+    assert result.exit_code == 2 and choices in flat(result.output)
+
+
+def test_train_help_shows_every_default():
+    from s2s_cli.config import ModelConfig, TrainConfig
+
+    help_text = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"}).output
+    text = flat(help_text)
+    for option, default in [
+        ("--epochs", TrainConfig().epochs),
+        ("--batch-tokens", TrainConfig().batch_tokens),
+        ("--arch", ModelConfig().arch),
+        ("--ff-dim", ModelConfig().ff_dim),
+        ("--lr", TrainConfig().lr),
+        ("--strategy", TrainConfig().strategy),
+    ]:
+        after = text[text.index(f"{option} ") :]
+        assert f"[default: ({default})]" in after[: after.index(" --", 3)], option
+
+
+def test_every_command_has_help_and_force_has_its_negation():
+    for command in ("prepare", "train", "evaluate", "translate", "export"):
+        assert invoke(command, "--help").exit_code == 0, command
+    for command in ("prepare", "train", "export"):
+        assert "--no-force" in invoke(command, "--help").output, command

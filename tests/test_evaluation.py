@@ -1,7 +1,9 @@
+"""sacreBLEU scoring (CJK segmentation for BLEU and TER) and evaluate() on a run dir."""
+
 import pytest
 
 from s2s_cli.errors import DataError
-from s2s_cli.evaluation import bleu_tokenizer, score
+from s2s_cli.evaluation import bleu_tokenizer, evaluate, score
 
 
 def test_chinese_is_scored_with_the_zh_tokenizer():
@@ -23,3 +25,13 @@ def test_tokenizer_choice():
     assert bleu_tokenizer("zh") == "zh"
     assert bleu_tokenizer("de") == "13a" and bleu_tokenizer(None) == "13a"
     assert bleu_tokenizer("ja") in ("ja-mecab", "char")
+
+
+def test_evaluate_translates_the_test_split_and_writes_what_it_scored(trained_run, tmp_path):
+    out = tmp_path / "hyps.txt"
+    scores = evaluate(trained_run, output=out, beam=1)
+    hyps = out.read_text(encoding="utf-8").splitlines()
+    assert scores.sentences == len(hyps) == 20
+    assert evaluate(trained_run, hyp_file=out) == scores  # scoring the written file gives the same figures
+    refs = trained_run.split_path("test", "tgt")
+    assert evaluate(trained_run, hyp_file=refs).bleu == 100.0

@@ -6,17 +6,17 @@ import subprocess
 import sys
 
 import pytest
-from conftest import tiny_config, write_sample
+from helpers import TINY_MODEL, tiny_config, write_sample
 from typer.testing import CliRunner
 
 from s2s_cli.cli import app
 from s2s_cli.config import DataConfig
-from s2s_cli.corpus import normalize
-from s2s_cli.preparation import prepare
+from s2s_cli.data.corpus import normalize
+from s2s_cli.data.prepare import prepare
+from s2s_cli.inference.translator import Translator
+from s2s_cli.languages import is_cjk
 from s2s_cli.rundir import RunDir
-from s2s_cli.tokenizers import is_cjk
-from s2s_cli.training import train
-from s2s_cli.translation import Translator
+from s2s_cli.training.runner import train
 
 tensorflow_text = pytest.importorskip("tensorflow_text", reason="s2s export needs tensorflow-text")
 
@@ -55,9 +55,9 @@ def spm_runs(tmp_path_factory) -> dict[str, RunDir]:
     for arch in ("rnn", "transformer"):
         run = RunDir(root / arch)
         shutil.copytree(prepared, run.path)
-        model = {"arch": arch, "d_model": 16, "heads": 2, "ff_dim": 32}
+        model = {**TINY_MODEL, "arch": arch, "d_model": 16, "heads": 2, "ff_dim": 32}
         precision = "bf16" if arch == "transformer" else "float32"
-        train(run, tiny_config(run, epochs=3, precision=precision).with_overrides(model, {}))
+        train(run, tiny_config(run, model, epochs=3, precision=precision))
         runs[arch] = run
     return runs
 
@@ -108,7 +108,9 @@ def test_metadata_and_readme(spm_runs, exported):
         translator.src_tok.vocab_size,
         translator.tgt_tok.vocab_size,
     )
-    assert meta["scores_at_export"]["bleu"] is not None and meta["s2s_version"]
+    best = spm_runs["rnn"].best_validation()
+    assert meta["scores_at_export"] == {k: getattr(best, k) for k in ("step", "epoch", "valid_loss", "bleu", "chrf")}
+    assert meta["s2s_version"]
     assert "tensorflow/serving" in (path / "README.md").read_text(encoding="utf-8")
 
 
@@ -152,7 +154,7 @@ def test_export_without_a_trained_model(prepared_run, tmp_path):
 
 
 def test_graph_normalization_matches_prepare():
-    from s2s_cli.export import normalize_graph
+    from s2s_cli.inference.export import normalize_graph
 
     texts = [
         "  a\tb\u3000c\u00a0d\u2028e  ",

@@ -3,8 +3,9 @@
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from s2s_cli.corpus import normalize, read_corpus
-from s2s_cli.tokenizers import EOS, VocabTokenizer
+from s2s_cli.data.corpus import normalize, read_corpus
+from s2s_cli.data.tokenizers import VocabTokenizer
+from s2s_cli.tokens import EOS
 
 
 @given(st.text())

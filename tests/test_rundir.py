@@ -1,45 +1,13 @@
+"""The run dir: manifest checks, history records, the best validation, clear messages for what is missing."""
+
 import json
 import subprocess
 import sys
 
 import pytest
 
-from s2s_cli.config import DataConfig, ModelConfig, RunConfig
-from s2s_cli.errors import ConfigError, RunDirError
-from s2s_cli.rundir import FORMAT_VERSION, RunDir, write_text_atomic
-
-
-def test_config_round_trip_and_unknown_keys(tmp_path):
-    run = RunDir(tmp_path)
-    config = RunConfig(data=DataConfig(tgt_lang="zh"), model=ModelConfig(hidden=32))
-    run.save_config(config)
-    assert run.load_config() == config
-    raw = json.loads((tmp_path / "config.json").read_text())
-    assert set(raw["versions"]) == {"s2s", "keras", "tensorflow"}
-    raw["model"]["colour"] = "blue"
-    (tmp_path / "config.json").write_text(json.dumps(raw))
-    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['colour'\]"):
-        run.load_config()
-
-
-def test_invalid_values_are_config_errors():
-    with pytest.raises(ConfigError, match="--cell must be one of lstm, gru"):
-        ModelConfig(cell="rnn")
-    with pytest.raises(ConfigError, match="--tie-embeddings needs"):
-        ModelConfig(arch="rnn", emb_dim=8, hidden=16, tie_embeddings=True)
-
-
-def test_atomic_write_failure_keeps_the_old_file(tmp_path, monkeypatch):
-    path = tmp_path / "file.txt"
-    write_text_atomic(path, "old")
-
-    def fail(*args):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr("os.replace", fail)
-    with pytest.raises(OSError):
-        write_text_atomic(path, "new")
-    assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["file.txt"]
+from s2s_cli.errors import RunDirError
+from s2s_cli.rundir import FORMAT_VERSION, RunDir, Validation
 
 
 def test_manifest_detects_missing_changed_and_newer(prepared_run, tmp_path):
@@ -81,16 +49,30 @@ def test_real_process_prints_one_clean_error_line(tmp_path):
     ]
 
 
-def test_run_dir_files_follow_the_umask(tmp_path):
-    import os
+def record(step: int, bleu: float, valid_loss: float, best_step: int) -> Validation:
+    return Validation(step, 1, 4.0, valid_loss, 9.9, bleu, 30.0, 1000.0, best_step)
 
-    old = os.umask(0o022)
-    try:
-        write_text_atomic(tmp_path / "a" / "f.txt", "x")
-        from s2s_cli.rundir import make_temp_dir
 
-        made = make_temp_dir(tmp_path, "t-")
-    finally:
-        os.umask(old)
-    assert (tmp_path / "a" / "f.txt").stat().st_mode & 0o777 == 0o644
-    assert made.stat().st_mode & 0o777 == 0o755
+def test_history_round_trip_truncation_and_the_best_validation(tmp_path):
+    run = RunDir(tmp_path)
+    assert run.history() == [] and run.best_validation() is None
+    # equal BLEU at steps 2 and 3: training chose 3 by its lower loss, and the best is the step it chose
+    records = [record(1, 0.0, 6.0, 1), record(2, 7.0, 5.0, 2), record(3, 7.0, 4.5, 3), record(4, 6.0, 4.4, 3)]
+    for r in records:
+        run.append_history(r)
+    with run.history_path.open("a") as f:
+        f.write('{"step": 5, "epoch": 2, "bl')  # cut short by a crash
+    assert run.history() == records
+    assert run.best_validation() == records[2]
+    run.truncate_history(2)
+    assert run.history() == records[:2] and run.history_path.read_text().count("\n") == 2
+
+
+def test_the_training_lock_is_exclusive_and_released(tmp_path):
+    from s2s_cli.errors import TrainingError
+
+    run = RunDir(tmp_path)
+    with run.training_lock(), pytest.raises(TrainingError, match="already being trained"), run.training_lock():
+        pass
+    with run.training_lock():
+        pass

@@ -1,32 +1,32 @@
+"""Greedy and beam search as graphs: equal to decoding one sentence at a time, within length limits."""
+
 import numpy as np
 import pytest
 
 from s2s_cli.config import ModelConfig
-from s2s_cli.model import build_model
-from s2s_cli.search import (
-    Searcher,
-    beam_search,
+from s2s_cli.inference.search import (
     encode_in_chunks,
-    greedy_search,
     length_penalty,
     max_output_lengths,
     search_weights,
     step_log_probs,
 )
-from s2s_cli.tokenizers import BOS, PAD
+from s2s_cli.inference.translator import Searcher, beam_search, greedy_search
+from s2s_cli.models import build_model
+from s2s_cli.tokens import BOS, PAD
 
 # Two-layer models of either architecture, small enough to decode in milliseconds.
 SMALL = dict(emb_dim=12, hidden=12, d_model=16, heads=2, ff_dim=32, layers=2, dropout=0.0)
 SRC = np.array([[5, 6, 7, 8, 9], [10, 11, 0, 0, 0], [12, 13, 14, 0, 0]], np.int32)
 
 
-@pytest.fixture(scope="module")
-def decoder():
+@pytest.fixture(scope="module", params=["rnn", "transformer"])
+def decoder(request):
     # Untrained but seeded: outputs are arbitrary yet deterministic, which is all search needs.
     import keras
 
     keras.utils.set_random_seed(3)
-    return Searcher(build_model(ModelConfig(arch="rnn", layers=1, emb_dim=12, hidden=12, dropout=0.0), 30, 20))
+    return Searcher(build_model(ModelConfig(arch=request.param, **SMALL), 30, 20))
 
 
 def test_beam_one_equals_greedy(decoder):
@@ -77,7 +77,7 @@ def test_sentences_leaving_the_batch_early_do_not_change_any_output(arch, encode
     # With encode_rows 5 the batch is also encoded in three chunks (5, 5, 2 sentences) of different lengths.
     import keras
 
-    monkeypatch.setattr("s2s_cli.search.ENCODE_ROWS", encode_rows)
+    monkeypatch.setattr("s2s_cli.inference.search.ENCODE_ROWS", encode_rows)
     keras.utils.set_random_seed(5)
     searcher = Searcher(build_model(ModelConfig(arch=arch, **SMALL), 30, 20))
     rng = np.random.default_rng(0)
@@ -128,36 +128,6 @@ def test_encoding_in_chunks_equals_encoding_the_batch(arch, batch):
         assert not np.any(np.where(beyond, got, 0))  # beyond its chunk's longest sentence, a sentence has zeros
     for got, want in zip(tf.nest.flatten(states), tf.nest.flatten(expected[3])):
         np.testing.assert_allclose(got, want, atol=1e-6)
-
-
-@pytest.mark.parametrize("width", [40_000, 1_000, 120, 90])
-def test_top_candidates_equals_top_k_with_ties_and_dead_beams(width):
-    import tensorflow as tf
-
-    from s2s_cli.search import top_candidates
-
-    rng = np.random.default_rng(width)
-    # Few distinct values: many ties, also between chunks whose maxima differ.
-    scores = rng.integers(-6 * width // 100, 0, size=(6, width)).astype(np.float32)
-    scores[1] = -np.inf  # a sentence whose beams are all dead
-    scores[2, : width // 2] = -np.inf
-    scores[3] = rng.normal(size=width)
-    values, index = top_candidates(tf.constant(scores), 10)
-    expected_values, expected_index = tf.math.top_k(scores, 10)
-    np.testing.assert_array_equal(values.numpy(), expected_values.numpy())
-    np.testing.assert_array_equal(index.numpy(), expected_index.numpy())
-
-
-def test_top_candidates_breaks_ties_across_chunks_by_index():
-    import tensorflow as tf
-
-    from s2s_cli.search import top_candidates
-
-    scores = np.full((1, 256), -5.0, np.float32)
-    scores[0, 0] = -1.0  # chunk 0 (of 32): max -1
-    scores[0, 32], scores[0, 33] = 0.0, -1.0  # chunk 1: max 0, and a -1 that loses the tie to index 0
-    values, index = top_candidates(tf.constant(scores), 2)
-    assert values.numpy().tolist() == [[0.0, -1.0]] and index.numpy().tolist() == [[32, 0]]
 
 
 @pytest.mark.parametrize("arch", ["rnn", "transformer"])

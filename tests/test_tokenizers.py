@@ -1,6 +1,9 @@
+"""Tokenizers: fixed special ids, round trips in English and Chinese, saving and loading, CJK word splitting."""
+
 import pytest
 
-from s2s_cli.tokenizers import BOS, EOS, PAD, SPECIALS, UNK, VocabTokenizer, load_tokenizer, train_tokenizer
+from s2s_cli.data.tokenizers import VocabTokenizer, load_tokenizer, train_tokenizer
+from s2s_cli.tokens import BOS, EOS, PAD, SPECIALS, UNK
 
 ZH = ["你好，世界。", "我喜欢吃苹果。", "他们在北京学中文。", "猫很小。"]
 EN = ["Hello, world.", "I like to eat apples.", "They learn Chinese in Beijing.", "The cat is small."]

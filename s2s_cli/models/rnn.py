@@ -1,21 +1,23 @@
-"""Keras layers of the RNN encoder-decoder: a bidirectional encoder and attention over its states."""
+"""The RNN encoder-decoder: embeddings -> bidirectional LSTM/GRU encoder -> LSTM/GRU decoder with attention."""
 
 from __future__ import annotations
 
 import keras
 from keras import layers, ops
 
-NEG_INF = -1e9
+from s2s_cli.config import Cell, ModelConfig
+from s2s_cli.models.base import NEG_INF, EncoderDecoder
+from s2s_cli.tokens import PAD
 
 
 def _rnn(cell: str, units: int, **kwargs) -> keras.layers.Layer:
-    rnn_class = layers.LSTM if cell == "lstm" else layers.GRU
+    rnn_class = layers.LSTM if cell == Cell.LSTM else layers.GRU
     return rnn_class(units, return_sequences=True, return_state=True, **kwargs)
 
 
 def state_size(cell: str) -> int:
     """Number of state tensors per recurrent layer: LSTM carries (h, c), GRU only h."""
-    return 2 if cell == "lstm" else 1
+    return 2 if cell == Cell.LSTM else 1
 
 
 @keras.saving.register_keras_serializable(package="s2s")
@@ -97,3 +99,62 @@ class Attention(layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "kind": self.kind, "units": self.units}
+
+
+@keras.saving.register_keras_serializable(package="s2s")
+class Seq2Seq(EncoderDecoder):
+    """Encoder-decoder whose encoder and one-step decoder are separately callable for search.
+
+    Decoder state is a flat list: for each decoder layer, `state_size(cell)` tensors of shape (batch, hidden).
+    """
+
+    def __init__(self, config: ModelConfig, src_vocab: int, tgt_vocab: int, **kwargs) -> None:
+        super().__init__(config, src_vocab, tgt_vocab, **kwargs)
+        c, policy = config, self.dtype_policy
+        # Keras' default uniform(+-0.05) embeddings give the recurrent layers almost no input signal at first, and
+        # training then sits at the unigram loss for hundreds of steps; N(0, 1) (as in PyTorch) avoids that.
+        init = keras.initializers.RandomNormal(stddev=1.0)
+        self.build_embeddings(c.emb_dim, init)
+        self.encoder = BiRNNEncoder(c.cell, c.hidden, c.layers, c.dropout, name="encoder", dtype=policy)
+        self.memory_proj = layers.Dense(c.hidden, use_bias=False, name="memory_proj", dtype=policy)
+        self.bridges = [
+            layers.Dense(c.hidden, activation="tanh", name=f"bridge_{i}", dtype=policy)
+            for i in range(state_size(c.cell))
+        ]
+        self.decoder_rnns = [_rnn(c.cell, c.hidden, name=f"decoder_rnn_{i}", dtype=policy) for i in range(c.layers)]
+        self.attention = Attention(c.attention, c.hidden, name="attention", dtype=policy)
+        self.dropout = layers.Dropout(c.dropout, dtype=policy)
+        self.build_output()
+
+    def encode(self, src, training=False):
+        """src: (batch, src_len) ids -> memory (batch, src_len, hidden), keys, src_mask, decoder states."""
+        src_mask = ops.not_equal(src, PAD)
+        x = self.dropout(self.src_embedding(src), training=training)
+        outputs, final = self.encoder(x, mask=src_mask, training=training)
+        memory = self.memory_proj(outputs)
+        init = [bridge(state) for bridge, state in zip(self.bridges, final)]
+        states = init * self.config.layers
+        return memory, self.attention.precompute_keys(memory), src_mask, states
+
+    def pad_encoded(self, memory, keys, length):
+        pad = [[0, 0], [0, length - ops.shape(memory)[1]], [0, 0]]  # both (batch, src_len, units)
+        return ops.pad(memory, pad), ops.pad(keys, pad)
+
+    def decode(self, tgt_in, memory, keys, src_mask, states, training=False):
+        """tgt_in: (batch, tgt_len) ids -> logits (batch, tgt_len, tgt_vocab) float32, new states.
+
+        With tgt_len == 1 this is one incremental search step; the recurrent states carry the prefix.
+        """
+        n = state_size(self.config.cell)
+        x = self.dropout(self.tgt_embedding(tgt_in), training=training)
+        new_states = []
+        for i, rnn in enumerate(self.decoder_rnns):
+            out = rnn(x, initial_state=states[i * n : (i + 1) * n], training=training)
+            x, layer_states = out[0], list(out[1:])
+            new_states += layer_states
+            x = self.dropout(x, training=training) if i < len(self.decoder_rnns) - 1 else x
+        hidden = self.dropout(self.attention(x, memory, keys, src_mask), training=training)
+        return self.project(hidden), new_states
+
+    def tied_output_scale(self) -> float:
+        return self.config.emb_dim**-0.5  # the embeddings are N(0, 1)

@@ -1,4 +1,4 @@
-"""The Seq2Seq model (embeddings -> BiRNN encoder -> RNN decoder with attention) and its masked loss."""
+"""What every architecture shares: the encoder-decoder interface search relies on, the output layer, the loss."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import keras
 from keras import layers, ops
 
 from s2s_cli.config import ModelConfig
-from s2s_cli.layers import Attention, BiRNNEncoder, _rnn, state_size
-from s2s_cli.tokenizers import PAD
+from s2s_cli.tokens import PAD
+
+# A masked attention score: finite, so that a softmax over a row that is all padding stays defined.
+NEG_INF = -1e9
 
 
 class EncoderDecoder(keras.Model):
@@ -87,81 +89,6 @@ class EncoderDecoder(keras.Model):
             "tgt_vocab": self.tgt_vocab,
             "joint": self.joint,
         }
-
-
-@keras.saving.register_keras_serializable(package="s2s")
-class Seq2Seq(EncoderDecoder):
-    """Encoder-decoder whose encoder and one-step decoder are separately callable for search.
-
-    Decoder state is a flat list: for each decoder layer, `state_size(cell)` tensors of shape (batch, hidden).
-    """
-
-    def __init__(self, config: ModelConfig, src_vocab: int, tgt_vocab: int, **kwargs) -> None:
-        super().__init__(config, src_vocab, tgt_vocab, **kwargs)
-        c, policy = config, self.dtype_policy
-        # Keras' default uniform(+-0.05) embeddings give the recurrent layers almost no input signal at first, and
-        # training then sits at the unigram loss for hundreds of steps; N(0, 1) (as in PyTorch) avoids that.
-        init = keras.initializers.RandomNormal(stddev=1.0)
-        self.build_embeddings(c.emb_dim, init)
-        self.encoder = BiRNNEncoder(c.cell, c.hidden, c.layers, c.dropout, name="encoder", dtype=policy)
-        self.memory_proj = layers.Dense(c.hidden, use_bias=False, name="memory_proj", dtype=policy)
-        self.bridges = [
-            layers.Dense(c.hidden, activation="tanh", name=f"bridge_{i}", dtype=policy)
-            for i in range(state_size(c.cell))
-        ]
-        self.decoder_rnns = [_rnn(c.cell, c.hidden, name=f"decoder_rnn_{i}", dtype=policy) for i in range(c.layers)]
-        self.attention = Attention(c.attention, c.hidden, name="attention", dtype=policy)
-        self.dropout = layers.Dropout(c.dropout, dtype=policy)
-        self.build_output()
-
-    def encode(self, src, training=False):
-        """src: (batch, src_len) ids -> memory (batch, src_len, hidden), keys, src_mask, decoder states."""
-        src_mask = ops.not_equal(src, PAD)
-        x = self.dropout(self.src_embedding(src), training=training)
-        outputs, final = self.encoder(x, mask=src_mask, training=training)
-        memory = self.memory_proj(outputs)
-        init = [bridge(state) for bridge, state in zip(self.bridges, final)]
-        states = init * self.config.layers
-        return memory, self.attention.precompute_keys(memory), src_mask, states
-
-    def pad_encoded(self, memory, keys, length):
-        pad = [[0, 0], [0, length - ops.shape(memory)[1]], [0, 0]]  # both (batch, src_len, units)
-        return ops.pad(memory, pad), ops.pad(keys, pad)
-
-    def decode(self, tgt_in, memory, keys, src_mask, states, training=False):
-        """tgt_in: (batch, tgt_len) ids -> logits (batch, tgt_len, tgt_vocab) float32, new states.
-
-        With tgt_len == 1 this is one incremental search step; the recurrent states carry the prefix.
-        """
-        n = state_size(self.config.cell)
-        x = self.dropout(self.tgt_embedding(tgt_in), training=training)
-        new_states = []
-        for i, rnn in enumerate(self.decoder_rnns):
-            out = rnn(x, initial_state=states[i * n : (i + 1) * n], training=training)
-            x, layer_states = out[0], list(out[1:])
-            new_states += layer_states
-            x = self.dropout(x, training=training) if i < len(self.decoder_rnns) - 1 else x
-        hidden = self.dropout(self.attention(x, memory, keys, src_mask), training=training)
-        return self.project(hidden), new_states
-
-    def tied_output_scale(self) -> float:
-        return self.config.emb_dim**-0.5  # the embeddings are N(0, 1)
-
-
-def build_model(
-    config: ModelConfig, src_vocab: int, tgt_vocab: int, precision: str = "float32", joint: bool = False
-) -> keras.Model:
-    """Build the RNN or Transformer model and create its variables, so weights can be loaded into it.
-
-    `joint`: source and target share one vocabulary (prepare --joint), hence one embedding table (and, with
-    tie_embeddings, the output layer's too)."""
-    from s2s_cli.transformer import TransformerSeq2Seq
-
-    model_class = TransformerSeq2Seq if config.arch == "transformer" else Seq2Seq
-    dtype = "mixed_bfloat16" if precision == "bf16" else "float32"
-    model = model_class(config, src_vocab, tgt_vocab, dtype=dtype, joint=joint)
-    model((ops.ones((1, 2), dtype="int32"), ops.ones((1, 2), dtype="int32")))
-    return model
 
 
 def masked_loss(labels, logits, label_smoothing: float = 0.0):

@@ -1,4 +1,4 @@
-"""prepare(corpus, run_dir, config): read, clean, split, train tokenizers, and write a fresh run dir."""
+"""`s2s prepare`: read, clean and split a corpus, train tokenizers, and write a fresh run dir."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from s2s_cli.config import DataConfig, RunConfig
-from s2s_cli.corpus import CorpusStats, Pair, detect_lang, read_corpus, split_pairs
+from s2s_cli.data.corpus import CorpusStats, Pair, read_corpus, split_pairs
+from s2s_cli.data.tokenizers import Tokenizer, train_tokenizer
 from s2s_cli.errors import RunDirError
-from s2s_cli.evaluation import CJK_LANGS
-from s2s_cli.rundir import RunDir, make_temp_dir, swap_in_dir, write_text_atomic
-from s2s_cli.tokenizers import Tokenizer, train_tokenizer
+from s2s_cli.files import make_temp_dir, swap_in_dir, write_text_atomic
+from s2s_cli.languages import CJK_LANGS, detect_lang
+from s2s_cli.rundir import RunDir
 
 
 @dataclass(frozen=True)

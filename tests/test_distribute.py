@@ -8,13 +8,13 @@ import subprocess
 import sys
 
 import pytest
-from conftest import TINY_MODEL, TINY_TRAIN, tiny_config
+from helpers import TINY_MODEL, TINY_TRAIN, tiny_config
 from typer.testing import CliRunner
 
-from s2s_cli import checkpoints
 from s2s_cli.cli import app
 from s2s_cli.rundir import RunDir
-from s2s_cli.training import SilentProgress, Trainer, train, weights_digest
+from s2s_cli.training.checkpoints import list_checkpoints, weights_digest
+from s2s_cli.training.runner import build_trainer, train
 
 STEPS = 6
 
@@ -27,12 +27,6 @@ def free_ports(n: int) -> list[int]:
     for s in sockets:
         s.close()
     return ports
-
-
-@pytest.fixture
-def run(prepared_run, tmp_path) -> RunDir:
-    shutil.copytree(prepared_run.path, tmp_path / "run")
-    return RunDir(tmp_path / "run")
 
 
 def test_two_workers_train_the_same_model(run):
@@ -64,12 +58,12 @@ def test_two_workers_train_the_same_model(run):
     history = run.history_path.read_text(encoding="utf-8").splitlines()
     assert [json.loads(line)["step"] for line in history][-1] == STEPS
     assert len(history) == len({json.loads(line)["step"] for line in history})
-    saved = checkpoints.list_checkpoints(run)
-    assert saved[-1].name == f"ckpt-{STEPS:09d}"
-    trainer = Trainer(run, run.load_config(), SilentProgress())
-    checkpoints.load_checkpoint(saved[-1], trainer.model, trainer.optimizer)
-    assert weights_digest(trainer.model) == chief["weights_sha256"]
-    assert not run.file("train.lock").exists()
+    assert list_checkpoints(run)[-1].endswith(f"ckpt-{STEPS}")
+    trainer = build_trainer(run, run.load_config().with_overrides({}, {"strategy": "one"}))
+    trainer.resume()
+    assert trainer.state.step == STEPS and weights_digest(trainer.model) == chief["weights_sha256"]
+    with run.training_lock():  # released by the chief
+        pass
 
 
 def test_mirrored_on_one_device_trains_like_one(prepared_run, tmp_path):
@@ -89,7 +83,7 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from s2s_cli.rundir import RunDir
-from s2s_cli.training import train
+from s2s_cli.training.runner import train
 run = RunDir(sys.argv[1])
 config = run.load_config().with_overrides(json.loads(sys.argv[2]), json.loads(sys.argv[3]))
 result = train(run, config)
@@ -116,7 +110,7 @@ def test_mirrored_over_two_logical_cpus_splits_each_batch(prepared_run, tmp_path
     assert two["replicas"] == 2 and two["steps"] == one.steps == 4
     # The same global batches and summed gradients: only the replicas' dropout masks differ.
     assert two["train_loss"] == pytest.approx(one.train_loss, abs=0.05)
-    assert checkpoints.list_checkpoints(runs[0])[-1].name == "ckpt-000000004"
+    assert list_checkpoints(runs[0])[-1].endswith("ckpt-4")
 
 
 def test_multi_worker_without_tf_config_is_a_clear_error(run, monkeypatch):
@@ -132,6 +126,7 @@ def test_bad_tf_config_is_a_clear_error(run, monkeypatch):
     assert result.exit_code == 1 and "TF_CONFIG is not valid" in result.output
 
 
-def test_unknown_strategy_is_rejected(run):
+def test_unknown_strategy_is_a_usage_error_listing_the_choices(run):
     result = CliRunner().invoke(app, ["train", "--run-dir", str(run.path), "--strategy", "tpu"])
-    assert result.exit_code == 1 and "--strategy must be one of" in result.output
+    text = " ".join(result.output.replace("│", " ").split())
+    assert result.exit_code == 2 and "'tpu' is not one of 'auto', 'one', 'mirrored', 'multi-worker'" in text

@@ -11,34 +11,18 @@ from typing import Protocol
 
 import sentencepiece as spm
 
+from s2s_cli.config import RunConfig, TokenizerKind
 from s2s_cli.errors import RunDirError
-from s2s_cli.rundir import read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
+from s2s_cli.files import read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
+from s2s_cli.languages import CJK_RANGES, is_cjk
+from s2s_cli.rundir import RunDir
+from s2s_cli.tokens import BOS, EOS, PAD, SPECIALS, UNK, UNK_TEXT
 
-PAD, UNK, BOS, EOS = 0, 1, 2, 3
-SPECIALS = ("<pad>", "<unk>", "<s>", "</s>")
-UNK_TEXT = "\u2047"  # ⁇, what SentencePiece also prints for an unknown piece
-
-_CJK_RANGES = (
-    (0x1100, 0x11FF),  # Hangul Jamo
-    (0x2E80, 0x2FDF),  # CJK radicals
-    (0x3000, 0x303F),  # CJK punctuation
-    (0x3040, 0x30FF),  # Hiragana, Katakana
-    (0x3400, 0x4DBF),  # CJK Extension A
-    (0x4E00, 0x9FFF),  # CJK Unified Ideographs
-    (0xAC00, 0xD7AF),  # Hangul syllables
-    (0xF900, 0xFAFF),  # CJK compatibility ideographs
-    (0xFF00, 0xFFEF),  # full-width forms and punctuation
-)
-_CJK_CLASS = "".join(f"\\u{lo:04x}-\\u{hi:04x}" for lo, hi in _CJK_RANGES)
+_CJK_CLASS = "".join(f"\\u{lo:04x}-\\u{hi:04x}" for lo, hi in CJK_RANGES)
 # One CJK character, or a word (with inner apostrophes), or one other non-space symbol.
 _WORD_RE = re.compile(rf"[{_CJK_CLASS}]|(?:(?![{_CJK_CLASS}])\w)+(?:'(?:(?![{_CJK_CLASS}])\w)+)*|[^\w\s]")
 _NO_SPACE_BEFORE = set(".,!?;:%)]}'\"")
 _NO_SPACE_AFTER = set("([{")
-
-
-def is_cjk(ch: str) -> bool:
-    code = ord(ch)
-    return any(lo <= code <= hi for lo, hi in _CJK_RANGES)
 
 
 class Tokenizer(Protocol):
@@ -69,7 +53,7 @@ def _strip_specials(ids: Sequence[int]) -> list[int]:
 
 
 class SentencePieceTokenizer:
-    kind = "spm"
+    kind = TokenizerKind.SPM
 
     def __init__(self, model_proto: bytes) -> None:
         self.model_proto = model_proto
@@ -91,7 +75,7 @@ class SentencePieceTokenizer:
             hard_vocab_limit=False,  # a small corpus gets a smaller vocabulary instead of an error
             model_type=model_type,
             character_coverage=coverage,
-            normalization_rule_name="identity",  # NFKC would turn Chinese "，" into ","; corpus.py does NFC
+            normalization_rule_name="identity",  # NFKC would turn Chinese "，" into ","; corpus.normalize does NFC
             pad_id=PAD,
             unk_id=UNK,
             bos_id=BOS,
@@ -121,9 +105,9 @@ class VocabTokenizer:
     """Char or word tokenizer with a JSON vocabulary; word splits CJK text into characters."""
 
     def __init__(self, kind: str, tokens: Sequence[str]) -> None:
-        if kind not in ("char", "word"):
+        if kind not in (TokenizerKind.CHAR, TokenizerKind.WORD):
             raise ValueError(kind)
-        self.kind = kind
+        self.kind = TokenizerKind(kind)
         self.tokens = list(tokens)
         self.ids = {tok: i for i, tok in enumerate(self.tokens)}
 
@@ -135,7 +119,7 @@ class VocabTokenizer:
 
     @staticmethod
     def _split(kind: str, text: str) -> list[str]:
-        return list(text) if kind == "char" else _WORD_RE.findall(text)
+        return list(text) if kind == TokenizerKind.CHAR else _WORD_RE.findall(text)
 
     @property
     def vocab_size(self) -> int:
@@ -146,10 +130,10 @@ class VocabTokenizer:
 
     def decode(self, ids: Sequence[int]) -> str:
         pieces = [self.tokens[i] if i != UNK else UNK_TEXT for i in _strip_specials(ids)]
-        return "".join(pieces) if self.kind == "char" else join_words(pieces)
+        return "".join(pieces) if self.kind == TokenizerKind.CHAR else join_words(pieces)
 
     def save(self, directory: Path, side: str) -> None:
-        write_json_atomic(directory / f"{side}.json", {"type": self.kind, "tokens": self.tokens})
+        write_json_atomic(directory / f"{side}.json", {"type": self.kind.value, "tokens": self.tokens})
 
 
 def join_words(words: Sequence[str]) -> str:
@@ -171,13 +155,13 @@ def join_words(words: Sequence[str]) -> str:
 def train_tokenizer(
     kind: str, texts: Sequence[str], vocab_size: int, model_type: str = "unigram", cjk: bool = False
 ) -> Tokenizer:
-    if kind == "spm":
+    if kind == TokenizerKind.SPM:
         return SentencePieceTokenizer.train(texts, vocab_size, model_type, cjk)
     return VocabTokenizer.train(kind, texts, vocab_size)
 
 
 def load_tokenizer(directory: Path, side: str, kind: str) -> Tokenizer:
-    if kind == "spm":
+    if kind == TokenizerKind.SPM:
         path = directory / f"{side}.model"
         if not path.is_file():
             raise RunDirError(f"{path} is missing: re-run `s2s prepare`.")
@@ -190,3 +174,9 @@ def load_tokenizer(directory: Path, side: str, kind: str) -> Tokenizer:
     if not isinstance(raw, dict) or raw.get("type") != kind or list(raw.get("tokens", [])[:4]) != list(SPECIALS):
         raise RunDirError(f"{path} is not a {kind} vocabulary written by s2s: re-run `s2s prepare`.")
     return VocabTokenizer(kind, raw["tokens"])
+
+
+def load_tokenizers(run: RunDir, config: RunConfig) -> tuple[Tokenizer, Tokenizer]:
+    """The run dir's source and target tokenizers."""
+    kind = config.data.tokenizer
+    return load_tokenizer(run.tokenizer_dir(), "src", kind), load_tokenizer(run.tokenizer_dir(), "tgt", kind)

@@ -1,13 +1,12 @@
 """`s2s export`: a string-in/string-out TensorFlow SavedModel for TensorFlow Serving.
 
 Normalization, SentencePiece tokenization (tensorflow-text's SentencePiece op, the model proto inside the graph),
-the search of `s2s_cli.search` and detokenization all run in the graph, so a client sends raw sentences and gets
+the graph search of `s2s translate` and detokenization all run in the graph, so a client sends raw sentences and gets
 translations back without s2s or any Python pre-processing.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -15,11 +14,14 @@ from typing import Any
 import tensorflow as tf
 
 from s2s_cli import __version__
+from s2s_cli.data.tokenizers import SentencePieceTokenizer
 from s2s_cli.errors import ConfigError, RunDirError
-from s2s_cli.rundir import RunDir, make_temp_dir, swap_in_dir, write_json_atomic, write_text_atomic
-from s2s_cli.search import beam_graph, greedy_graph, max_output_lengths
-from s2s_cli.tokenizers import EOS, PAD, SentencePieceTokenizer
-from s2s_cli.translation import Translator
+from s2s_cli.files import make_temp_dir, swap_in_dir, write_json_atomic, write_text_atomic
+from s2s_cli.inference.beam import beam_graph
+from s2s_cli.inference.search import greedy_graph, max_output_lengths
+from s2s_cli.inference.translator import Translator
+from s2s_cli.rundir import RunDir
+from s2s_cli.tokens import EOS, PAD
 
 METADATA = "s2s-export.json"
 SIGNATURE = "serving_default"
@@ -107,7 +109,7 @@ def export(run: RunDir, out_dir: Path, beam: int = 5, alpha: float = 0.6, force:
             "inputs": {"sentences": "string [batch]"},
             "outputs": {"translations": "string [batch]", "scores": "float32 [batch]"},
         },
-        "scores_at_export": best_validation(run, config.train.select),
+        "scores_at_export": _scores_at_export(run),
     }
     staging = make_temp_dir(out_dir.parent, prefix=f".{out_dir.name}.export-")
     try:
@@ -120,20 +122,12 @@ def export(run: RunDir, out_dir: Path, beam: int = 5, alpha: float = 0.6, force:
     return metadata
 
 
-def best_validation(run: RunDir, select: str) -> dict[str, Any] | None:
-    """The validation record (step, loss, BLEU, chrF) of the weights being exported, from history.jsonl."""
-    if not run.history_path.is_file():
+def _scores_at_export(run: RunDir) -> dict[str, Any] | None:
+    """The validation (step, loss, BLEU, chrF) of the weights being exported: the step training chose as best."""
+    best = run.best_validation()
+    if best is None:
         return None
-    records = []
-    for line in run.history_path.read_text(encoding="utf-8").splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a line cut short by a crash
-    if not records:
-        return None
-    best = max(records, key=lambda r: r.get("bleu", 0.0) if select == "bleu" else -r.get("valid_loss", 0.0))
-    return {key: best.get(key) for key in ("step", "epoch", "valid_loss", "bleu", "chrf")}
+    return {key: getattr(best, key) for key in ("step", "epoch", "valid_loss", "bleu", "chrf")}
 
 
 def _readme(meta: dict[str, Any]) -> str:

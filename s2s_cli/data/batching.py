@@ -8,7 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from s2s_cli.tokenizers import BOS, EOS, PAD
+from s2s_cli.data.tokenizers import Tokenizer
+from s2s_cli.rundir import RunDir
+from s2s_cli.tokens import BOS, EOS, PAD
 
 Batch = tuple[tuple[np.ndarray, np.ndarray], np.ndarray]
 
@@ -26,6 +28,17 @@ class EncodedPairs:
     def target_tokens(self) -> int:
         """Label tokens per epoch: each target plus its </s>."""
         return sum(len(t) + 1 for t in self.tgt)
+
+
+def read_split(run: RunDir, split: str) -> tuple[list[str], list[str]]:
+    """A split's source and target lines."""
+    src, tgt = (run.split_path(split, side).read_text(encoding="utf-8").splitlines() for side in ("src", "tgt"))
+    return src, tgt
+
+
+def encode_pairs(src: list[str], tgt: list[str], src_tok: Tokenizer, tgt_tok: Tokenizer, max_len: int) -> EncodedPairs:
+    """Token ids of each side, cut to `max_len`."""
+    return EncodedPairs([ids[:max_len] for ids in src_tok.encode(src)], [ids[:max_len] for ids in tgt_tok.encode(tgt)])
 
 
 def make_batches(

@@ -1,7 +1,10 @@
+"""Training batches: length-bucketed within a token budget, seeded per epoch, teacher forcing, resumable."""
+
 import numpy as np
 
-from s2s_cli.pipeline import EncodedPairs, collate, dataset, make_batches
-from s2s_cli.tokenizers import BOS, EOS, PAD
+from s2s_cli.data.batching import EncodedPairs, collate, dataset, encode_pairs, make_batches, read_split
+from s2s_cli.data.tokenizers import load_tokenizers
+from s2s_cli.tokens import BOS, EOS, PAD
 
 PAIRS = EncodedPairs([[5] * (i % 13 + 1) for i in range(200)], [[6] * (i % 7 + 1) for i in range(200)])
 
@@ -38,3 +41,12 @@ def test_dataset_resumes_at_a_batch_position():
     full = [x[1].numpy() for x in dataset(PAIRS, batches)]
     rest = [x[1].numpy() for x in dataset(PAIRS, batches, start=3)]
     assert len(rest) == len(full) - 3 and all(np.array_equal(a, b) for a, b in zip(full[3:], rest))
+
+
+def test_a_split_is_encoded_with_the_run_tokenizers_and_cut_to_max_len(prepared_run):
+    src_tok, tgt_tok = load_tokenizers(prepared_run, prepared_run.load_config())
+    src, tgt = read_split(prepared_run, "valid")
+    assert len(src) == len(tgt) == 20
+    pairs = encode_pairs(src, tgt, src_tok, tgt_tok, max_len=5)
+    assert pairs.src[0] == src_tok.encode([src[0]])[0][:5] and max(len(ids) for ids in pairs.tgt) == 5
+    assert tgt_tok.decode(pairs.tgt[1]) == tgt[1][:5]  # characters: the first five of the sentence

@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 
 from s2s_cli.config import RunConfig
-from s2s_cli.corpus import normalize
-from s2s_cli.errors import RunDirError
-from s2s_cli.model import Seq2Seq, build_model
-from s2s_cli.pipeline import pad_ids
+from s2s_cli.data.batching import pad_ids
+from s2s_cli.data.corpus import normalize
+from s2s_cli.data.tokenizers import Tokenizer, load_tokenizers
+from s2s_cli.inference.beam import beam_graph
+from s2s_cli.inference.search import greedy_graph, max_output_lengths, search_weights, step_log_probs
+from s2s_cli.models import EncoderDecoder, build_model, load_weights
 from s2s_cli.rundir import RunDir
-from s2s_cli.search import Hypothesis, Searcher, beam_search, greedy_search, max_output_lengths
-from s2s_cli.tokenizers import Tokenizer, load_tokenizer
+from s2s_cli.tokens import EOS, PAD
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    ids: list[int]
+    score: float  # length-normalized log-probability
 
 
 @dataclass(frozen=True)
@@ -26,11 +35,67 @@ class Translation:
     score: float
 
 
+class Searcher:
+    """A model's searches compiled once per setting; takes and returns numpy / Python values."""
+
+    def __init__(self, model: EncoderDecoder) -> None:
+        self.model = model
+        ids = tf.TensorSpec([None, None], tf.int32)
+        self.encode = tf.function(lambda src: model.encode(src, training=False), input_signature=[ids])
+        self.step = tf.function(self._step, reduce_retracing=True)
+        self.greedy_fn = tf.function(
+            lambda src, max_lengths: greedy_graph(model, src, max_lengths),
+            input_signature=[ids, tf.TensorSpec([None], tf.int32)],
+        )
+        self._beam_fns: dict[tuple[int, float, int], tf.types.experimental.GenericFunction] = {}
+        self._lock = threading.Lock()  # batches may be decoded on several threads at once
+
+    def _step(self, *args):
+        with search_weights(self.model):
+            return step_log_probs(self.model, *args)
+
+    def beam_fn(self, beam: int, alpha: float, n_best: int):
+        key = (beam, float(alpha), n_best)
+        with self._lock:
+            if key not in self._beam_fns:
+                self._beam_fns[key] = tf.function(
+                    lambda src, max_lengths: beam_graph(self.model, src, max_lengths, beam, alpha, n_best),
+                    input_signature=[tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32)],
+                )
+            return self._beam_fns[key]
+
+
+def greedy_search(searcher: Searcher, src: np.ndarray, max_lengths) -> list[Hypothesis]:
+    """src: (batch, src_len) padded ids; returns one hypothesis per row, without <s>/</s>."""
+    ids, scores = searcher.greedy_fn(tf.constant(src, tf.int32), tf.constant(max_lengths, tf.int32))
+    return [Hypothesis(_until_eos(row), float(score)) for row, score in zip(ids.numpy(), scores.numpy())]
+
+
+def beam_search(
+    searcher: Searcher, src: np.ndarray, max_lengths, beam: int = 5, alpha: float = 0.6, n_best: int = 1
+) -> list[list[Hypothesis]]:
+    """Per sentence, the `n_best` finished hypotheses sorted by length-penalized score."""
+    if n_best > beam:
+        raise ValueError("n_best must not exceed the beam size")
+    fn = searcher.beam_fn(beam, alpha, n_best)
+    ids, scores, counts = (x.numpy() for x in fn(tf.constant(src, tf.int32), tf.constant(max_lengths, tf.int32)))
+    return [[Hypothesis(_until_eos(ids[b, i]), float(scores[b, i])) for i in range(counts[b])] for b in range(len(ids))]
+
+
+def _until_eos(ids: np.ndarray) -> list[int]:
+    out = []
+    for i in ids.tolist():
+        if i in (EOS, PAD):
+            break
+        out.append(i)
+    return out
+
+
 class Translator:
     """A model with its tokenizers; `translate` takes and returns plain text."""
 
     def __init__(
-        self, config: RunConfig, model: Seq2Seq, src_tok: Tokenizer, tgt_tok: Tokenizer, workers: int = 1
+        self, config: RunConfig, model: EncoderDecoder, src_tok: Tokenizer, tgt_tok: Tokenizer, workers: int = 1
     ) -> None:
         self.config, self.model, self.src_tok, self.tgt_tok = config, model, src_tok, tgt_tok
         self.searcher = Searcher(model)
@@ -101,29 +166,13 @@ class Translator:
         return [ids[:max_len] for ids in encoded]
 
 
-def load_tokenizers(run: RunDir, config: RunConfig) -> tuple[Tokenizer, Tokenizer]:
-    kind = config.data.tokenizer
-    return load_tokenizer(run.tokenizer_dir(), "src", kind), load_tokenizer(run.tokenizer_dir(), "tgt", kind)
-
-
-def load_weights(model: Seq2Seq, path: Path) -> None:
-    try:
-        model.load_weights(str(path))
-    except (ValueError, OSError, KeyError) as err:
-        raise RunDirError(
-            f"{path} does not fit the model described by config.json ({str(err).splitlines()[0]}): "
-            "the weights and config/tokenizers come from different runs; retrain with `s2s train`."
-        ) from None
-
-
 def decoding_workers(requested: int | None = None) -> int:
     """How many batches to decode at once (`--workers`), with TensorFlow's CPU thread pools set to match.
 
-    A search step is many small ops, which spread badly over cores: on 2 cores, one single-threaded worker per core,
-    each decoding its own batch, translates the Multi30k test set 40–45% faster than one batch at a time on both cores.
-    So on CPU the default is one worker per core (at most 4), each op using cores // workers threads; with a GPU it is
-    1. TensorFlow's thread pools can only be set before its first op runs: called later, this leaves them as they are
-    and only the worker count applies.
+    A search step is many small ops, which spread badly over cores, so one single-threaded worker per core, each
+    decoding its own batch, beats one batch at a time on all cores. On CPU the default is one worker per core (at
+    most 4), each op using cores // workers threads; with a GPU it is 1. TensorFlow's thread pools can only be set
+    before its first op runs: called later, this leaves them as they are and only the worker count applies.
     """
     gpu = bool(tf.config.list_physical_devices("GPU"))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

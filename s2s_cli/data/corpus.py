@@ -157,35 +157,6 @@ def split_pairs(pairs: list[Pair], valid_size: float, test_size: float, seed: in
     }
 
 
-_SCRIPTS = {
-    "ja": ((0x3040, 0x30FF),),
-    "ko": ((0xAC00, 0xD7AF), (0x1100, 0x11FF)),
-    "zh": ((0x4E00, 0x9FFF), (0x3400, 0x4DBF)),
-}
-
-
-def detect_lang(texts: list[str]) -> str | None:
-    """Guess ja/ko/zh from the script of a sample of sentences; None for anything else."""
-    counts: Counter[str] = Counter()
-    total = 0
-    for text in texts[:2000]:
-        for ch in text:
-            if ch.isspace():
-                continue
-            total += 1
-            code = ord(ch)
-            for lang, ranges in _SCRIPTS.items():
-                if any(lo <= code <= hi for lo, hi in ranges):
-                    counts[lang] += 1
-                    break
-    if not total:
-        return None
-    if counts["ja"] / total > 0.05:  # kana marks Japanese even when most characters are kanji
-        return "ja"
-    lang, count = max(counts.items(), key=lambda kv: kv[1], default=(None, 0))
-    return lang if count / total > 0.3 else None
-
-
 def iter_lines(path: Path) -> Iterator[str]:
     """Stream a UTF-8 text file's lines (without line ends); a bad file or byte is a DataError."""
     _check_file(path)

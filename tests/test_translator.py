@@ -4,11 +4,11 @@ import subprocess
 import sys
 
 import pytest
-from conftest import SAMPLE
+from helpers import SAMPLE
 
 from s2s_cli.config import ModelConfig
-from s2s_cli.model import build_model
-from s2s_cli.translation import Translator, decoding_workers
+from s2s_cli.inference.translator import Translator, decoding_workers
+from s2s_cli.models import build_model
 
 SOURCES = [line.split("\t")[0] for line in SAMPLE.read_text(encoding="utf-8").splitlines()[:23]]
 SOURCES.insert(5, "")  # an empty line among them stays empty and in place
@@ -47,23 +47,27 @@ def test_an_error_in_a_worker_reaches_the_caller(translators, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("search failed")
 
-    monkeypatch.setattr("s2s_cli.translation.greedy_search", broken)
+    monkeypatch.setattr("s2s_cli.inference.translator.greedy_search", broken)
     with pytest.raises(RuntimeError, match="search failed"):
         three.translate(SOURCES, beam=1, batch_size=4)
 
 
-def test_decoding_workers_sets_one_thread_per_worker_before_tensorflow_starts():
-    # Thread pools are fixed once TensorFlow runs, so this needs a fresh interpreter.
+@pytest.mark.parametrize(
+    ("cores", "requested", "expected"),
+    [(2, None, (2, 1, 2)), (8, None, (4, 2, 8)), (8, 1, (1, 8, 8)), (1, None, (1, 1, 1)), (2, 3, (3, 1, 3))],
+)
+def test_decoding_workers_sets_the_thread_pools_before_tensorflow_starts(cores, requested, expected):
+    """(workers, intra-op threads, inter-op threads) for a CPU of `cores` cores; a fresh interpreter each, since
+    TensorFlow's thread pools are fixed once it runs."""
     code = (
-        "import os, tensorflow as tf; from s2s_cli.translation import decoding_workers; "
-        "cores = len(os.sched_getaffinity(0)); w = decoding_workers({}); "
-        "print(w, cores, tf.config.threading.get_intra_op_parallelism_threads())"
+        f"import os; os.sched_getaffinity = lambda pid: set(range({cores}))\n"
+        "import tensorflow as tf; from s2s_cli.inference.translator import decoding_workers\n"
+        f"w = decoding_workers({requested})\n"
+        "print(w, tf.config.threading.get_intra_op_parallelism_threads(), "
+        "tf.config.threading.get_inter_op_parallelism_threads())"
     )
-    for requested in ("None", "1"):
-        out = subprocess.run([sys.executable, "-c", code.format(requested)], capture_output=True, text=True, check=True)
-        workers, cores, intra = (int(x) for x in out.stdout.split())
-        assert workers == (min(cores, 4) if requested == "None" else 1)
-        assert intra == max(1, cores // workers)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert tuple(int(x) for x in out.stdout.split()) == expected
 
 
 def test_decoding_workers_with_a_gpu_is_one_and_leaves_threads_alone(monkeypatch):

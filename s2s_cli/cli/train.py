@@ -1,0 +1,130 @@
+"""`s2s train`: train the run dir's model with a progress bar; every shape and training option overrides the default."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Annotated, Optional
+
+import typer
+
+from s2s_cli import console
+from s2s_cli.cli.app import DEFAULT_RUN_DIR, JsonOpt, RunDirOpt, app, default_of, force_option, handles_errors
+from s2s_cli.config import (
+    DEFAULT_WARMUP,
+    Arch,
+    AttentionScore,
+    Cell,
+    ModelConfig,
+    Precision,
+    Select,
+    Strategy,
+    TrainConfig,
+)
+
+
+def _model(name: str, help: str):  # noqa: A002
+    return typer.Option(help=help, show_default=default_of(ModelConfig, name))
+
+
+def _train(name: str, help: str):  # noqa: A002
+    return typer.Option(help=help, show_default=default_of(TrainConfig, name))
+
+
+@app.command()
+@handles_errors
+def train(
+    run_dir: RunDirOpt = DEFAULT_RUN_DIR,
+    epochs: Annotated[Optional[int], _train("epochs", "Epochs to train.")] = None,
+    max_steps: Annotated[
+        Optional[int], _train("max_steps", "Stop after this many optimizer steps in total; 0 = no limit.")
+    ] = None,
+    max_minutes: Annotated[
+        Optional[float], _train("max_minutes", "Stop after this many minutes of this run (validation included).")
+    ] = None,
+    valid_every: Annotated[
+        Optional[int], _train("valid_every", "Validate every N steps instead of after every epoch.")
+    ] = None,
+    batch_tokens: Annotated[Optional[int], _train("batch_tokens", "Tokens per batch, padding included.")] = None,
+    batch_size: Annotated[
+        Optional[int], _train("batch_size", "Sentences per batch instead of --batch-tokens; 0 = by tokens.")
+    ] = None,
+    arch: Annotated[Optional[Arch], _model("arch", "Architecture.")] = None,
+    layers: Annotated[Optional[int], _model("layers", "Encoder and decoder layers.")] = None,
+    dropout: Annotated[Optional[float], _model("dropout", "Dropout rate.")] = None,
+    d_model: Annotated[Optional[int], _model("d_model", "Transformer model size.")] = None,
+    heads: Annotated[Optional[int], _model("heads", "Transformer attention heads.")] = None,
+    ff_dim: Annotated[Optional[int], _model("ff_dim", "Transformer feed-forward size.")] = None,
+    cell: Annotated[Optional[Cell], _model("cell", "RNN cell.")] = None,
+    emb_dim: Annotated[Optional[int], _model("emb_dim", "RNN embedding size.")] = None,
+    hidden: Annotated[Optional[int], _model("hidden", "RNN hidden size.")] = None,
+    attention: Annotated[
+        Optional[AttentionScore], _model("attention", "RNN attention score: general, dot (Luong) or bahdanau.")
+    ] = None,
+    tie_embeddings: Annotated[
+        Optional[bool], _model("tie_embeddings", "Share the target embedding and output matrix.")
+    ] = None,
+    lr: Annotated[Optional[float], _train("lr", "Peak learning rate.")] = None,
+    warmup: Annotated[
+        Optional[int],
+        typer.Option(
+            help="Warm-up steps, then inverse-sqrt decay.",
+            show_default=f"{DEFAULT_WARMUP}, at most a tenth of the planned steps",
+        ),
+    ] = None,
+    clip_norm: Annotated[Optional[float], _train("clip_norm", "Global gradient-norm clip; 0 disables.")] = None,
+    label_smoothing: Annotated[Optional[float], _train("label_smoothing", "Label smoothing.")] = None,
+    patience: Annotated[
+        Optional[int], _train("patience", "Stop after N validations without improvement; 0 never.")
+    ] = None,
+    select: Annotated[Optional[Select], _train("select", "Keep the best weights by validation BLEU or loss.")] = None,
+    valid_beam: Annotated[Optional[int], _train("valid_beam", "Beam for validation decoding.")] = None,
+    precision: Annotated[
+        Optional[Precision],
+        _train(
+            "precision",
+            "auto: bf16 where the hardware multiplies bfloat16 natively, else float32; bf16 = mixed bfloat16.",
+        ),
+    ] = None,
+    keep: Annotated[Optional[int], _train("keep", "Step checkpoints to keep.")] = None,
+    seed: Annotated[Optional[int], _train("seed", "Seed for initialization, shuffling and dropout.")] = None,
+    strategy: Annotated[
+        Optional[Strategy],
+        _train(
+            "strategy",
+            "Distribution: one device, mirrored (all local GPUs), multi-worker (the cluster in TF_CONFIG; run the "
+            "same command on every worker), or auto.",
+        ),
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume/--no-resume", help="Continue from the last checkpoint.")] = False,
+    force: Annotated[bool, force_option("Start over, replacing an earlier training of the run dir.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Train the model on the run dir's data; validate each epoch and keep the best weights.
+
+    Without --resume it starts afresh from the defaults and the options given; --force replaces an earlier training.
+    With --resume it continues the saved run, and the options given change its training settings.
+    """
+    from s2s_cli.rundir import RunDir
+    from s2s_cli.training.runner import plan_config
+    from s2s_cli.training.runner import train as run_train
+
+    given = {k: v for k, v in locals().items() if v is not None}
+    run = RunDir(run_dir)
+    config = plan_config(
+        run,
+        model={f.name: given[f.name] for f in fields(ModelConfig) if f.name in given},
+        train={f.name: given[f.name] for f in fields(TrainConfig) if f.name in given},
+        resume=resume,
+        force=force,
+    )
+    console.info(f"TensorBoard: tensorboard --logdir {run.logs_dir}")
+    with console.TrainBar(config.train.max_steps) as bar:
+        result = run_train(run, config, resume=resume, progress=bar)
+    best = f" (valid BLEU {result.best_valid_bleu:.2f})" if result.best_valid_bleu is not None else ""
+    console.info(
+        f"trained {result.steps} steps ({result.epochs} epochs, {result.seconds:.0f}s, "
+        f"{result.tgt_tokens_per_sec:,.0f} tgt tok/s); stopped by {result.stopped}; best step {result.best_step}"
+        f"{best}; last valid BLEU {result.valid_bleu:.2f}"
+    )
+    if json_out:
+        console.print_json(result.to_dict())

@@ -1,0 +1,85 @@
+"""`s2s translate`: sentences from arguments, a file or stdin, one output line per input line, in order."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from s2s_cli import console
+from s2s_cli.cli.app import (
+    DEFAULT_RUN_DIR,
+    BeamOpt,
+    InputOpt,
+    LengthPenaltyOpt,
+    RunDirOpt,
+    WorkersOpt,
+    app,
+    handles_errors,
+)
+
+MIN_CHUNK = 512  # input lines read ahead: sorting by length happens within a chunk
+
+
+@app.command()
+@handles_errors
+def translate(
+    text: Annotated[Optional[list[str]], typer.Argument(help="Sentences to translate; `-` reads stdin.")] = None,
+    run_dir: RunDirOpt = DEFAULT_RUN_DIR,
+    input_file: InputOpt = None,
+    beam: BeamOpt = 5,
+    n_best: Annotated[int, typer.Option(min=1, help="Translations per input (at most --beam).")] = 1,
+    length_penalty: LengthPenaltyOpt = 0.6,
+    batch_size: Annotated[int, typer.Option(min=1, help="Sentences decoded together.")] = 256,
+    workers: WorkersOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per input line.")] = False,
+) -> None:
+    """Translate sentences: one output line per input line, in order (--n-best K: K lines per input)."""
+    from s2s_cli.inference.translator import Translator, decoding_workers
+
+    if n_best > beam:
+        raise typer.BadParameter(f"--n-best {n_best} exceeds --beam {beam}.")
+    sources = _sources(text or [], input_file)
+    translator = Translator.from_run_dir(run_dir, workers=decoding_workers(workers))
+    # Read ahead enough lines that every worker gets two batches.
+    for chunk in _chunks(sources, max(MIN_CHUNK, 2 * translator.workers * batch_size)):
+        results = translator.translate(chunk, beam=beam, n_best=n_best, alpha=length_penalty, batch_size=batch_size)
+        if translator.truncated:
+            console.warn(
+                f"{translator.truncated} input(s) longer than {translator.config.data.max_len} tokens were truncated."
+            )
+        for source, nbest in zip(chunk, results):
+            if json_out:
+                console.print_json({"source": source, "translations": [vars(t) for t in nbest]})
+            else:
+                sys.stdout.write("".join(t.text + "\n" for t in nbest))
+        sys.stdout.flush()
+
+
+def _sources(texts: list[str], input_file: Path | None) -> Iterator[str]:
+    """Input lines from arguments, a file, or stdin (`-`), streamed."""
+    from s2s_cli.data.corpus import iter_lines
+
+    if input_file is not None and texts:
+        raise typer.BadParameter("give sentences or --input FILE, not both.")
+    if input_file is not None:
+        return iter_lines(input_file)
+    if texts == ["-"]:
+        return (line.rstrip("\r\n") for line in sys.stdin)
+    if not texts:
+        raise typer.BadParameter("nothing to translate: give sentences, `-` for stdin, or --input FILE.")
+    return iter(texts)
+
+
+def _chunks(lines: Iterator[str], size: int) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    for line in lines:
+        chunk.append(line)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

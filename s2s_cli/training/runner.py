@@ -1,0 +1,119 @@
+"""`s2s train`: the config a training runs with, its data, and the run from the lock to the final manifest."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import shutil
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from s2s_cli.config import RunConfig
+from s2s_cli.data.batching import encode_pairs, make_batches, read_split
+from s2s_cli.data.tokenizers import load_tokenizers
+from s2s_cli.errors import TrainingError
+from s2s_cli.rundir import DATA, TOKENIZERS, RunDir
+from s2s_cli.training.checkpoints import has_checkpoints
+from s2s_cli.training.distribute import Distribution, make_distribution
+from s2s_cli.training.precision import resolve_precision
+from s2s_cli.training.schedules import default_warmup
+from s2s_cli.training.trainer import SilentProgress, Trainer, TrainingData, TrainProgress, TrainResult
+
+
+def plan_config(run: RunDir, model: dict[str, Any], train: dict[str, Any], resume: bool, force: bool) -> RunConfig:
+    """The config a `train` call runs with: saved + overrides when resuming, defaults + overrides when fresh."""
+    saved = run.load_config()
+    if resume:
+        config = saved.with_overrides(model, train)
+        if config.model != saved.model:
+            changed = sorted(k for k in vars(config.model) if getattr(config.model, k) != getattr(saved.model, k))
+            raise TrainingError(
+                f"cannot resume with a different model ({', '.join(changed)} changed): drop those options, "
+                "or start over with `s2s train --force`."
+            )
+        return config
+    if (has_checkpoints(run) or run.has_weights()) and not force:
+        raise TrainingError(
+            f"{run.path} already has a trained model: `s2s train --resume` continues it, "
+            "`s2s train --force` starts over and replaces it."
+        )
+    return RunConfig(saved.data).with_overrides(model, train)
+
+
+def reset_training(run: RunDir) -> None:
+    """Remove what an earlier training wrote (for --force), keeping the prepared data and tokenizers."""
+    for path in (run.checkpoints_dir, run.logs_dir):
+        shutil.rmtree(path, ignore_errors=True)
+    for path in (run.weights_path, run.history_path):
+        path.unlink(missing_ok=True)
+    run.write_manifest()
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and Keras, and make TensorFlow's ops deterministic: the same seed, the same weights."""
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def load_training_data(run: RunDir, config: RunConfig) -> TrainingData:
+    """The training and validation splits encoded with the run's tokenizers (each side cut to --max-len)."""
+    src_tok, tgt_tok = load_tokenizers(run, config)
+    splits = {}
+    for split in ("train", "valid"):
+        text = read_split(run, split)
+        if not text[0]:
+            raise TrainingError(
+                f"{run.split_path(split, 'src')} is empty: re-run `s2s prepare` with a larger corpus "
+                "(or --valid-size > 0 / --valid FILE for the validation set)."
+            )
+        splits[split] = text, encode_pairs(*text, src_tok, tgt_tok, config.data.max_len)
+    return TrainingData(splits["train"][1], splits["valid"][1], splits["valid"][0], src_tok, tgt_tok)
+
+
+def with_warmup(config: RunConfig, steps_per_epoch: int) -> RunConfig:
+    """The config with an unset --warmup resolved from the planned number of steps."""
+    tc = config.train
+    if tc.warmup is not None:
+        return config
+    planned = tc.max_steps or tc.epochs * steps_per_epoch
+    return dataclasses.replace(config, train=dataclasses.replace(tc, warmup=default_warmup(planned)))
+
+
+def build_trainer(
+    run: RunDir, config: RunConfig, progress: TrainProgress | None = None, distribution: Distribution | None = None
+) -> Trainer:
+    """A Trainer for `config` on the run dir's data, seeded; its config has the warm-up resolved."""
+    distribution = distribution or make_distribution(config.train.strategy)
+    set_seed(config.train.seed)
+    data = load_training_data(run, config)
+    tc = config.train
+    steps_per_epoch = len(make_batches(data.train, tc.batch_tokens, tc.batch_size, seed=tc.seed, epoch=0))
+    config = with_warmup(config, steps_per_epoch)
+    return Trainer(run, config, data, progress or SilentProgress(), distribution)
+
+
+def train(run: RunDir, config: RunConfig, resume: bool = False, progress: TrainProgress | None = None) -> TrainResult:
+    """Train the model described by `config` on the run dir's splits; resume from its last checkpoint if asked.
+
+    With several workers (--strategy multi-worker) every worker runs this; only the chief writes the run dir.
+    """
+    distribution = make_distribution(config.train.strategy)  # before any other TensorFlow op
+    config = resolve_precision(config)
+    chief = distribution.is_chief
+    with run.training_lock() if chief else contextlib.nullcontext():
+        # Never train on tokenizers or splits that changed since prepare. Other workers check only what prepare
+        # wrote, which the chief never rewrites (on a shared file system it may be rewriting the rest).
+        run.verify_manifest(only=None if chief else (DATA, TOKENIZERS))
+        if chief and not resume:
+            reset_training(run)
+        trainer = build_trainer(run, config, progress, distribution)
+        if chief:
+            run.save_config(trainer.config)  # with auto precision and warm-up resolved
+        if resume:
+            trainer.resume()
+        result = trainer.fit()
+        if chief:
+            run.write_manifest()
+        return result

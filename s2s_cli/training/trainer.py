@@ -1,0 +1,296 @@
+"""The Trainer: the optimizer step and the loop over epochs, with validation, checkpoints and stopping rules."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import tensorflow as tf
+
+from s2s_cli.config import RunConfig
+from s2s_cli.data.batching import EncodedPairs, make_batches
+from s2s_cli.data.tokenizers import Tokenizer
+from s2s_cli.errors import TrainingError, TrainingInterrupted
+from s2s_cli.inference.translator import Translator
+from s2s_cli.models import build_model, masked_loss
+from s2s_cli.rundir import RunDir, Validation
+from s2s_cli.training.checkpoints import Checkpoints, JsonState, weights_digest
+from s2s_cli.training.distribute import Distribution
+from s2s_cli.training.recorder import Recorder
+from s2s_cli.training.schedules import build_optimizer
+from s2s_cli.training.validation import Validator
+
+SUM = tf.distribute.ReduceOp.SUM
+SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
+LOG_EVERY = 20  # steps between TensorBoard points of the training loss
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What a run trains on: the encoded training and validation splits, the validation text, the tokenizers."""
+
+    train: EncodedPairs
+    valid: EncodedPairs
+    valid_text: tuple[list[str], list[str]]
+    src_tok: Tokenizer
+    tgt_tok: Tokenizer
+
+
+@dataclass
+class TrainState:
+    """Where training stands (saved in every checkpoint): `batch` counts the batches of `epoch` already trained."""
+
+    step: int = 0
+    epoch: int = 0
+    batch: int = 0
+    train_seconds: float = 0.0
+    train_tokens: int = 0
+
+    def tokens_per_sec(self) -> float:
+        return self.train_tokens / max(self.train_seconds, 1e-9)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    steps: int
+    epochs: int
+    train_loss: float
+    valid_loss: float
+    valid_bleu: float  # of the last validation
+    valid_chrf: float
+    tgt_tokens_per_sec: float
+    seconds: float
+    best_step: int
+    best_valid_bleu: float | None  # of the best step's validation (None: resumed from an older checkpoint)
+    stopped: str  # "epochs", "max_steps", "max_minutes" or "patience"
+    replicas: int
+    weights_sha256: str  # of the last step's weights: equal on every worker of a distributed run
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+class TrainProgress(Protocol):
+    """How the trainer reports to a front end (the CLI draws a progress bar from these)."""
+
+    def on_start(self, steps_per_epoch: int, epochs: int, step: int, epoch: int) -> None: ...
+
+    def on_step(self, step: int, epoch: int, loss: float, tokens_per_sec: float, lr: float) -> None: ...
+
+    def on_validation(self, record: Validation) -> None: ...
+
+
+class SilentProgress:
+    def on_start(self, steps_per_epoch: int, epochs: int, step: int, epoch: int) -> None:
+        pass
+
+    def on_step(self, step: int, epoch: int, loss: float, tokens_per_sec: float, lr: float) -> None:
+        pass
+
+    def on_validation(self, record: Validation) -> None:
+        pass
+
+
+class Trainer:
+    """Trains one model on one run dir's data, on the devices of a `Distribution`: each global batch is one
+    optimizer step, and every process of a distributed run takes the same steps and stops after the same one."""
+
+    def __init__(
+        self, run: RunDir, config: RunConfig, data: TrainingData, progress: TrainProgress, distribution: Distribution
+    ) -> None:
+        self.run, self.config, self.data, self.progress, self.distribution = run, config, data, progress, distribution
+        tc = config.train
+        with distribution.scope():
+            self.model = build_model(
+                config.model, data.src_tok.vocab_size, data.tgt_tok.vocab_size, tc.precision, config.data.joint
+            )
+            self.optimizer = build_optimizer(tc)
+            self.optimizer.build(self.model.trainable_variables)
+        self._step = distribution.compile_step(self._global_step)
+        translator = Translator(config, self.model, data.src_tok, data.tgt_tok)
+        self.validator = Validator(config, self.model, translator, data.valid, data.valid_text)
+        self.state = TrainState()
+        checkpoint_state = JsonState(self._checkpoint_state, self._restore_state)
+        checkpoints = Checkpoints(run, self.model, self.optimizer, checkpoint_state, tc.keep)
+        self.recorder = Recorder(run, checkpoints, distribution.is_chief)
+        self.last_record: Validation | None = None
+        self._loss_sum, self._loss_count = 0.0, 0
+        self._started = self._clock = 0.0
+
+    def _checkpoint_state(self) -> dict[str, Any]:
+        return {"trainer": dataclasses.asdict(self.state), "selection": self.validator.state()}
+
+    def _restore_state(self, saved: dict[str, Any]) -> None:
+        self.state = TrainState(**saved["trainer"])
+        self.validator.restore(saved["selection"])
+
+    # the step -------------------------------------------------------------------------------------------------
+    def train_step(self, src, tgt_in, tgt_out, stop_flags=(0.0, 0.0)):
+        """One optimizer step on a global batch -> (mean loss, target tokens, summed stop flags), all global."""
+        return self._step(src, tgt_in, tgt_out, tf.constant(stop_flags, tf.float32))
+
+    def _global_step(self, src, tgt_in, tgt_out, stop_flags):
+        strategy = self.distribution.strategy
+        results = strategy.run(self._replica_step, args=(src, tgt_in, tgt_out, stop_flags))
+        # Every replica returns the same all-reduced values: take this process's first.
+        return tf.nest.map_structure(lambda x: strategy.experimental_local_results(x)[0], results)
+
+    def _replica_step(self, src, tgt_in, tgt_out, stop_flags):
+        context = tf.distribute.get_replica_context()
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            logits = self.model((src, tgt_in), training=True)
+            loss, tokens = masked_loss(tgt_out, logits, self.config.train.label_smoothing)
+            loss_sum = loss * tokens
+            total_tokens = context.all_reduce(SUM, tokens)
+            scaled = loss_sum / tf.maximum(total_tokens, 1.0)  # this replica's share of the global mean
+        grads = context.all_reduce(SUM, tape.gradient(scaled, variables))  # the global batch's gradient
+        if self.config.train.clip_norm:
+            grads, _ = tf.clip_by_global_norm(grads, self.config.train.clip_norm)
+        self.optimizer.apply(self.distribution.share(grads), variables)
+        mean_loss = context.all_reduce(SUM, loss_sum) / tf.maximum(total_tokens, 1.0)
+        # identity: an input has no device under MultiWorkerMirroredStrategy, and all_reduce needs one
+        return mean_loss, total_tokens, context.all_reduce(SUM, tf.identity(stop_flags))
+
+    # the loop -------------------------------------------------------------------------------------------------
+    def batches(self, epoch: int) -> list:
+        tc = self.config.train
+        return make_batches(self.data.train, tc.batch_tokens, tc.batch_size, seed=tc.seed, epoch=epoch)
+
+    def resume(self) -> None:
+        """Continue from the newest checkpoint: weights, optimizer, dropout seeds, position, best step."""
+        self.recorder.checkpoints.restore_latest()
+        self.recorder.truncate_history(self.state.step)
+
+    def fit(self) -> TrainResult:
+        tc, state = self.config.train, self.state
+        if state.epoch >= tc.epochs or self._limit_reached():
+            raise TrainingError(
+                f"{self.run.path} has already trained {state.epoch} epochs / {state.step} steps: "
+                "pass a larger --epochs or --max-steps to go on."
+            )
+        self.progress.on_start(len(self.batches(0)), tc.epochs, state.step, state.epoch)
+        self._started = self._clock = time.perf_counter()
+        stopped = None
+        with _catch_signals() as received, self.recorder.tensorboard():
+            while stopped is None:
+                for batch in self.distribution.inputs(self.data.train, self.batches(state.epoch), state.batch):
+                    stopped = self._train_on(batch, received)
+                    if not stopped and tc.valid_every and state.step % tc.valid_every == 0:
+                        stopped = self._validate_and_checkpoint()
+                    if stopped:
+                        break
+                else:  # the epoch ran to its end
+                    state.epoch += 1
+                    state.batch = 0
+                    stopped = "epochs" if state.epoch >= tc.epochs else None
+                    if not stopped and not tc.valid_every:
+                        stopped = self._validate_and_checkpoint()
+            if self.last_record is None or self.last_record.step != state.step:
+                self._validate_and_checkpoint()
+        last, selection = self.last_record, self.validator.selection
+        return TrainResult(
+            steps=state.step,
+            epochs=state.epoch,
+            train_loss=last.train_loss,
+            valid_loss=last.valid_loss,
+            valid_bleu=last.bleu,
+            valid_chrf=last.chrf,
+            tgt_tokens_per_sec=round(state.tokens_per_sec(), 1),
+            seconds=round(state.train_seconds, 1),
+            best_step=selection.best_step,
+            best_valid_bleu=selection.best_bleu,
+            stopped=stopped,
+            replicas=self.distribution.replicas,
+            weights_sha256=weights_digest(self.model),
+        )
+
+    def _train_on(self, batch: Any, received: list[int]) -> str | None:
+        """One optimizer step; updates the position, the loss average, the progress bar and TensorBoard.
+
+        Returns why training must stop now ("max_steps", "max_minutes") or None. The time limit and signals are
+        summed over all processes inside the step, so every worker stops after the same step.
+        """
+        state, tc = self.state, self.config.train
+        if batch is None:
+            state.batch += 1
+            return None
+        (src, tgt_in), tgt_out = batch
+        flags = (float(self._out_of_time()), float(bool(received)))
+        loss, tokens, agreed = self.train_step(src, tgt_in, tgt_out, flags)
+        loss = float(loss)
+        if not math.isfinite(loss):
+            raise TrainingError(
+                f"loss became {loss} at step {state.step + 1}; the last good checkpoint is kept. "
+                "Lower --lr or use --precision float32, then `s2s train --resume`."
+            )
+        state.step += 1
+        state.batch += 1
+        state.train_tokens += int(tokens)
+        now = time.perf_counter()
+        state.train_seconds += now - self._clock
+        self._clock = now
+        self._loss_sum, self._loss_count = self._loss_sum + loss, self._loss_count + 1
+        lr = float(self.optimizer.learning_rate)
+        self.progress.on_step(state.step, state.epoch, loss, state.tokens_per_sec(), lr)
+        if state.step % LOG_EVERY == 0:
+            self.recorder.log_step(state.step, loss, lr)
+        out_of_time, signalled = self.distribution.stop_flags(agreed.numpy(), (self._out_of_time(), bool(received)))
+        if signalled:  # a signal here or on another worker
+            self._interrupt(received[0] if received else signal.SIGTERM)
+        if out_of_time:
+            return "max_minutes"
+        return "max_steps" if tc.max_steps and state.step >= tc.max_steps else None
+
+    def _limit_reached(self) -> str | None:
+        if self.config.train.max_steps and self.state.step >= self.config.train.max_steps:
+            return "max_steps"
+        return "max_minutes" if self._out_of_time() else None
+
+    def _out_of_time(self) -> bool:
+        minutes = self.config.train.max_minutes
+        return bool(minutes and self._started and time.perf_counter() - self._started >= 60 * minutes)
+
+    def _interrupt(self, signum: int) -> None:
+        self.recorder.save_checkpoint(self.state.step)
+        sig = signal.Signals(signum)
+        raise TrainingInterrupted(
+            f"{sig.name} received: checkpoint saved at step {self.state.step}; "
+            f"continue with `s2s train --resume --run-dir {self.run.path}`.",
+            SIGNAL_EXIT[sig],
+        )
+
+    def _validate_and_checkpoint(self) -> str | None:
+        """Validate, keep the weights if best, save a checkpoint; "patience" when early stopping says to stop."""
+        train_loss = self._loss_sum / max(self._loss_count, 1)
+        record = self.validator.validate(self.state.step, self.state.epoch, train_loss, self.state.tokens_per_sec())
+        self._loss_sum, self._loss_count = 0.0, 0
+        if record.is_best:
+            self.recorder.save_best_weights(self.model)
+        self.recorder.log_validation(record)
+        self.progress.on_validation(record)
+        self.last_record = record
+        self.recorder.save_checkpoint(self.state.step)
+        self._clock = time.perf_counter()  # validation time does not count as training time
+        return "patience" if self.validator.should_stop() else None
+
+
+@contextlib.contextmanager
+def _catch_signals() -> Iterator[list[int]]:
+    """Record SIGINT/SIGTERM instead of dying, so the loop can checkpoint first."""
+    received: list[int] = []
+    previous = {}
+    for sig in SIGNAL_EXIT:
+        with contextlib.suppress(ValueError):  # not the main thread: leave handlers alone
+            previous[sig] = signal.signal(sig, lambda signum, frame: received.append(signum))
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

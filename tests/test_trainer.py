@@ -1,0 +1,212 @@
+"""The training loop through `train()`: history, best weights, resume, signals, stopping rules, run-dir safety."""
+
+import json
+import os
+import shutil
+import signal
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from helpers import TINY_MODEL, TINY_TRANSFORMER, tiny_config
+
+from s2s_cli.errors import RunDirError, TrainingError, TrainingInterrupted
+from s2s_cli.rundir import RunDir
+from s2s_cli.training import checkpoints
+from s2s_cli.training.runner import build_trainer, plan_config, train
+
+
+def weights_of(run: RunDir) -> list[np.ndarray]:
+    import h5py
+
+    with h5py.File(run.weights_path) as f:
+        arrays = []
+        f.visititems(lambda name, obj: arrays.append(obj[()]) if hasattr(obj, "shape") else None)
+    return arrays
+
+
+def checkpoint_variables(prefix: str) -> dict[str, np.ndarray]:
+    """Every variable a checkpoint holds (model, optimizer, dropout seeds), by its name in the checkpoint."""
+    reader = tf.train.load_checkpoint(prefix)
+    names = [n for n in reader.get_variable_to_shape_map() if n.startswith(("model/", "optimizer/"))]
+    return {name: reader.get_tensor(name) for name in names}
+
+
+def test_trained_run_has_history_best_weights_and_manifest(trained_run):
+    history = trained_run.history()
+    assert [r.epoch for r in history] == [1, 2]
+    assert history[-1].valid_loss < history[0].valid_loss
+    assert history[-1].best_step == history[-1].step
+    assert trained_run.has_weights()
+    trained_run.verify_manifest()
+    assert len(checkpoints.list_checkpoints(trained_run)) == 2
+    assert any(trained_run.logs_dir.iterdir())
+
+
+@pytest.mark.parametrize("model", [TINY_MODEL, TINY_TRANSFORMER], ids=["rnn", "transformer"])
+def test_training_lowers_the_validation_loss_of_the_untrained_model(run, model):
+    trainer = build_trainer(run, tiny_config(run, model, epochs=3))
+    untrained = trainer.validator.loss()
+    trainer.fit()
+    assert trainer.validator.loss() < untrained - 0.3
+
+
+def test_interrupted_and_resumed_training_ends_with_the_same_weights(run, tmp_path):
+    other = RunDir(tmp_path / "uninterrupted")
+    shutil.copytree(run.path, other.path)
+    full = train(other, tiny_config(other, max_steps=6, epochs=5))
+    train(run, tiny_config(run, max_steps=3, epochs=5))
+    resumed = train(run, tiny_config(run, max_steps=6, epochs=5), resume=True)
+    assert full.steps == resumed.steps == 6 and full.weights_sha256 == resumed.weights_sha256
+    a, b = (checkpoint_variables(checkpoints.list_checkpoints(r)[-1]) for r in (run, other))
+    assert a.keys() == b.keys() and any("seed_generator" in name for name in a)  # dropout masks resume too
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_resume_refuses_a_different_model(trained_run):
+    with pytest.raises(TrainingError, match="hidden changed"):
+        plan_config(trained_run, {"hidden": 32}, {}, resume=True, force=False)
+    config = plan_config(trained_run, {}, {"epochs": 9}, resume=True, force=False)
+    assert config.train.epochs == 9 and config.model.hidden == 16
+
+
+def test_fresh_training_over_a_trained_run_needs_force(trained_run):
+    with pytest.raises(TrainingError, match="--resume` continues it"):
+        plan_config(trained_run, {}, {}, resume=False, force=False)
+    assert plan_config(trained_run, {}, {}, resume=False, force=True).model.hidden == 256
+
+
+def test_resume_without_checkpoint_is_an_error(run):
+    with pytest.raises(RunDirError, match="no checkpoint to resume from"):
+        train(run, tiny_config(run), resume=True)
+
+
+def test_checkpoints_of_an_older_s2s_are_named_on_resume(run):
+    old = run.checkpoints_dir / "ckpt-000000004"
+    old.mkdir(parents=True)
+    (old / "state.json").write_text("{}")
+    (old / "variables.npz").write_bytes(b"")
+    with pytest.raises(RunDirError, match="written by an older s2s.*--force"):
+        train(run, tiny_config(run), resume=True)
+    with pytest.raises(TrainingError, match="already has a trained model"):
+        plan_config(run, {}, {}, resume=False, force=False)
+
+
+def test_a_training_in_progress_locks_the_run_dir(run):
+    with run.training_lock():
+        with pytest.raises(TrainingError, match="already being trained by another `s2s train`"):
+            train(run, tiny_config(run))
+        assert not run.has_weights()
+    assert train(run, tiny_config(run, max_steps=1)).steps == 1  # released
+
+
+def test_nan_loss_stops_with_a_clear_error(run, monkeypatch):
+    from s2s_cli.training import trainer
+
+    original = trainer.masked_loss
+    monkeypatch.setattr(trainer, "masked_loss", lambda *a: (original(*a)[0] * float("nan"), original(*a)[1]))
+    with pytest.raises(TrainingError, match="loss became nan at step 1"):
+        train(run, tiny_config(run))
+
+
+class KillAt:
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_start(self, *args):
+        pass
+
+    def on_step(self, step, *args):
+        if step == self.step:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def on_validation(self, record):
+        pass
+
+
+def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(run):
+    with pytest.raises(TrainingInterrupted, match="--resume") as caught:
+        train(run, tiny_config(run), progress=KillAt(2))
+    assert caught.value.exit_code == 143
+    saved = checkpoints.list_checkpoints(run)
+    assert [os.path.basename(p) for p in saved] == ["ckpt-2"]
+    trainer = build_trainer(run, run.load_config())
+    trainer.resume()
+    assert (trainer.state.step, trainer.state.batch) == (2, 2)
+    assert train(run, tiny_config(run, max_steps=4), resume=True).steps == 4
+
+
+def test_failed_weight_save_leaves_previous_weights_loadable(trained_run, tmp_path, monkeypatch):
+    run = RunDir(tmp_path / "copy")
+    shutil.copytree(trained_run.path, run.path)
+    before = weights_of(run)
+    trainer = build_trainer(run, run.load_config())
+
+    def half_write(path, *args, **kwargs):
+        with open(path, "wb") as f:
+            f.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(trainer.model, "save_weights", half_write)
+    with pytest.raises(OSError):
+        trainer.recorder.save_best_weights(trainer.model)
+    assert all(np.array_equal(a, b) for a, b in zip(before, weights_of(run)))
+    assert not [p for p in run.path.iterdir() if ".tmp" in p.name]
+    run.verify_manifest()
+
+
+def test_valid_every_validates_on_step_multiples_and_at_the_end(run):
+    result = train(run, tiny_config(run, valid_every=3, max_steps=7, epochs=50))
+    assert [r.step for r in run.history()] == [3, 6, 7] and result.stopped == "max_steps"
+
+
+def test_weights_from_another_vocabulary_are_refused(trained_run, tmp_path):
+    from s2s_cli.inference.translator import Translator
+
+    run = RunDir(tmp_path / "copy")
+    shutil.copytree(trained_run.path, run.path)
+    vocab_path = run.tokenizer_dir() / "tgt.json"
+    vocab = json.loads(vocab_path.read_text())
+    vocab["tokens"] = vocab["tokens"][:-5]  # as if prepared on another corpus
+    vocab_path.write_text(json.dumps(vocab, ensure_ascii=False))
+    run.write_manifest()  # even with a consistent manifest, the weights must not load
+    with pytest.raises(RunDirError, match="does not fit the model described by config.json"):
+        Translator.from_run_dir(run)
+
+
+def test_resume_drops_a_history_line_cut_short_by_a_crash(run):
+    train(run, tiny_config(run, max_steps=2, epochs=5))
+    with run.history_path.open("a") as f:
+        f.write('{"step": 9, "epoch": 1, "bl')
+    train(run, tiny_config(run, max_steps=3, epochs=5), resume=True)
+    assert [json.loads(line)["step"] for line in run.history_path.read_text().splitlines()] == [2, 3]
+
+
+def test_training_refuses_a_changed_tokenizer(run):
+    vocab = run.tokenizer_dir() / "src.json"
+    vocab.write_text(vocab.read_text().replace('"a"', '"b"', 1))
+    with pytest.raises(RunDirError, match="src.json differs"):
+        train(run, tiny_config(run))
+
+
+def test_empty_validation_split_is_a_clear_error(tmp_path):
+    from helpers import write_sample
+
+    from s2s_cli.config import DataConfig
+    from s2s_cli.data.prepare import prepare
+
+    prepare(write_sample(tmp_path / "c.tsv", 40), None, tmp_path / "run", DataConfig(tokenizer="char", valid_size=0))
+    run = RunDir(tmp_path / "run")
+    with pytest.raises(TrainingError, match="valid.src is empty.*--valid-size > 0"):
+        train(run, tiny_config(run))
+
+
+def test_auto_precision_and_warmup_are_resolved_in_the_saved_config(run, monkeypatch):
+    monkeypatch.setattr("s2s_cli.training.precision.detect_precision", lambda: "bf16")
+    train(run, tiny_config(run, precision="auto", warmup=None, max_steps=3))
+    saved = run.load_config().train
+    assert saved.precision == "bf16"
+    assert saved.warmup == 1  # at most a tenth of the 3 planned steps
+    train(run, tiny_config(run, precision="auto", warmup=None, max_steps=30, epochs=50), resume=False)
+    assert run.load_config().train.warmup == 3
