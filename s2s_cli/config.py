@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, TypeVar
@@ -63,6 +64,17 @@ class Strategy(Choice):
 
 
 DEFAULT_WARMUP = 400
+BIG = 10**9  # an upper bound that only stops values no machine could run
+
+
+class FieldError(ConfigError):
+    """A config field has a bad value. Given as a command-line flag, that is a usage error (exit 2)."""
+
+    exit_code = 2
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"--{name.replace('_', '-')} {problem}.")
+        self.name, self.problem = name, problem
 
 
 @dataclass(frozen=True)
@@ -80,13 +92,10 @@ class DataConfig:
     test_size: float = 0.05
     seed: int = 1
 
+    LIMITS = {"vocab_size": (8, 1_000_000), "max_len": (1, 100_000), "valid_size": (0, BIG), "test_size": (0, BIG)}
+
     def __post_init__(self) -> None:
-        _coerce_choices(self)
-        _check_positive("vocab_size", self.vocab_size, minimum=8)
-        _check_positive("max_len", self.max_len)
-        for name in ("valid_size", "test_size"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"--{name.replace('_', '-')} must be a count >= 0 or a fraction in [0, 1).")
+        _check_fields(self)
 
 
 @dataclass(frozen=True)
@@ -105,18 +114,22 @@ class ModelConfig:
     heads: int = 4
     ff_dim: int = 1024
 
+    LIMITS = {
+        "emb_dim": (1, 65_536),
+        "hidden": (1, 65_536),
+        "layers": (1, 128),
+        "dropout": (0.0, 1.0, "open"),
+        "d_model": (1, 65_536),
+        "heads": (1, 1024),
+        "ff_dim": (1, 262_144),
+    }
+
     def __post_init__(self) -> None:
-        _coerce_choices(self)
-        for name in ("emb_dim", "hidden", "layers"):
-            _check_positive(name, getattr(self, name))
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError("--dropout must be in [0, 1).")
-        for name in ("d_model", "heads", "ff_dim"):
-            _check_positive(name, getattr(self, name))
+        _check_fields(self)
         if self.arch == Arch.TRANSFORMER and self.d_model % self.heads:
-            raise ConfigError(f"--d-model ({self.d_model}) must be divisible by --heads ({self.heads}).")
+            raise FieldError("d_model", f"({self.d_model}) must be divisible by --heads ({self.heads})")
         if self.arch == Arch.RNN and self.tie_embeddings and self.emb_dim != self.hidden:
-            raise ConfigError("--tie-embeddings needs --emb-dim equal to --hidden.")
+            raise FieldError("tie_embeddings", "needs --emb-dim equal to --hidden")
 
 
 @dataclass(frozen=True)
@@ -142,19 +155,25 @@ class TrainConfig:
     seed: int = 1
     strategy: Strategy = Strategy.AUTO  # how training is distributed
 
+    LIMITS = {
+        "epochs": (1, BIG),
+        "max_steps": (0, BIG),
+        "max_minutes": (0.0, BIG),
+        "valid_every": (0, BIG),
+        "batch_tokens": (16, BIG),
+        "batch_size": (0, BIG),
+        "lr": (0.0, 10.0, "above"),
+        "warmup": (0, BIG),
+        "clip_norm": (0.0, BIG),
+        "label_smoothing": (0.0, 1.0, "open"),
+        "patience": (0, BIG),
+        "valid_beam": (1, 1000),
+        "valid_max_sentences": (1, BIG),
+        "keep": (1, 10_000),
+    }
+
     def __post_init__(self) -> None:
-        _coerce_choices(self)
-        _check_positive("epochs", self.epochs)
-        _check_positive("batch_tokens", self.batch_tokens, minimum=16)
-        _check_positive("valid_beam", self.valid_beam)
-        _check_positive("keep", self.keep)
-        for name in ("max_steps", "max_minutes", "valid_every", "batch_size", "warmup", "patience"):
-            if (getattr(self, name) or 0) < 0:
-                raise ConfigError(f"--{name.replace('_', '-')} must be >= 0.")
-        if self.lr <= 0:
-            raise ConfigError("--lr must be > 0.")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ConfigError("--label-smoothing must be in [0, 1).")
+        _check_fields(self)
 
 
 @dataclass(frozen=True)
@@ -174,21 +193,27 @@ class RunConfig:
         return RunConfig(self.data, dataclasses.replace(self.model, **model), dataclasses.replace(self.train, **train))
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
+    def from_dict(cls, raw: dict[str, Any], source: str = "config.json") -> RunConfig:
+        """The config a file holds; a bad value is a ConfigError naming `source` and the key."""
         _reject_unknown(cls, raw, "config")
         return cls(
-            data=_section(DataConfig, raw.get("data", {}), "data"),
-            model=_section(ModelConfig, raw.get("model", {}), "model"),
-            train=_section(TrainConfig, raw.get("train", {}), "train"),
+            data=_section(DataConfig, raw.get("data", {}), "data", source),
+            model=_section(ModelConfig, raw.get("model", {}), "model", source),
+            train=_section(TrainConfig, raw.get("train", {}), "train", source),
         )
 
 
 Section = TypeVar("Section", DataConfig, ModelConfig, TrainConfig)
 
 
-def _section(cls: type[Section], raw: dict[str, Any], name: str) -> Section:
+def _section(cls: type[Section], raw: dict[str, Any], name: str, source: str) -> Section:
     _reject_unknown(cls, raw, name)
-    return cls(**raw)
+    try:
+        return cls(**raw)
+    except FieldError as err:
+        raise ConfigError(
+            f"{source}: '{name}.{err.name}' {err.problem}: fix the file, or re-run `s2s prepare` / `s2s train --force`."
+        ) from None
 
 
 def _reject_unknown(cls: type, raw: dict[str, Any], name: str) -> None:
@@ -206,22 +231,38 @@ def _plain(value: Any) -> Any:
     return value.value if isinstance(value, Enum) else value
 
 
-def _coerce_choices(section: Any) -> None:
-    """Turn each choice field given as a string into its Enum (a frozen dataclass, hence object.__setattr__)."""
+def _check_fields(section: Any) -> None:
+    """Check each field's type and range, and turn choices given as strings into their Enum (the dataclass is
+    frozen, hence object.__setattr__)."""
     for f in dataclasses.fields(section):
-        if isinstance(f.type, str) and f.type in _CHOICES:
-            kind = _CHOICES[f.type]
-            value = getattr(section, f.name)
+        value, kind = getattr(section, f.name), f.type
+        if kind in _CHOICES:
             try:
-                object.__setattr__(section, f.name, kind(value))
+                object.__setattr__(section, f.name, _CHOICES[kind](value))
             except ValueError:
-                choices = ", ".join(c.value for c in kind)
-                raise ConfigError(f"--{f.name.replace('_', '-')} must be one of {choices} (got {value!r}).") from None
+                choices = ", ".join(c.value for c in _CHOICES[kind])
+                raise FieldError(f.name, f"must be one of {choices} (got {value!r})") from None
+            continue
+        if value is None and "None" in kind:
+            continue
+        expected = _TYPES[kind.split(" | ")[0]]
+        if not isinstance(value, expected) or isinstance(value, bool) != (expected is bool):
+            raise FieldError(f.name, f"must be {_TYPE_NAMES[expected]} (got {value!r})")
+        if f.name in section.LIMITS:
+            _check_range(f.name, value, *section.LIMITS[f.name])
+
+
+def _check_range(name: str, value: float, low: float, high: float, open_end: str = "") -> None:
+    if not math.isfinite(value):
+        raise FieldError(name, f"must be a finite number (got {value})")
+    if open_end == "open" and not low <= value < high:
+        raise FieldError(name, f"must be in [{low}, {high}) (got {value})")
+    if open_end == "above" and not low < value <= high:
+        raise FieldError(name, f"must be > {low} and at most {high} (got {value})")
+    if not open_end and not low <= value <= high:
+        raise FieldError(name, f"must be >= {low} (got {value})" if value < low else f"must be <= {high} (got {value})")
 
 
 _CHOICES = {kind.__name__: kind for kind in Choice.__subclasses__()}
-
-
-def _check_positive(name: str, value: int, minimum: int = 1) -> None:
-    if value < minimum:
-        raise ConfigError(f"--{name.replace('_', '-')} must be >= {minimum} (got {value}).")
+_TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str}
+_TYPE_NAMES = {int: "an integer", (int, float): "a number", bool: "true or false", str: "a string"}

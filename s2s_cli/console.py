@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -58,13 +59,27 @@ def table(title: str, rows: list[tuple[str, Any]]) -> Table:
     return out
 
 
-@contextlib.contextmanager
-def native_logs_silenced() -> Iterator[None]:
-    """Send fd 2 to /dev/null while Python's sys.stderr keeps writing to the real stderr.
+# TensorFlow's C++ start-up chatter on fd 2 that no environment variable turns off in current releases
+NATIVE_NOISE = (
+    r"^(?:[IW]\d{4} |E\d{4} .*(?:cuInit|cuda|CUDA)|WARNING: All log messages before absl::InitializeLog"
+    r"|To enable the following instructions|.*rebuild TensorFlow with the appropriate compiler flags)"
+)
+# Runs in its own process, so that what a crashing process wrote last still reaches the terminal.
+_FILTER = """
+import re, sys
+noise = re.compile(sys.argv[1])
+for line in sys.stdin.buffer:
+    if not noise.match(line.decode("utf-8", "replace")):
+        sys.stdout.buffer.write(line)
+        sys.stdout.flush()
+"""
 
-    TensorFlow's C++ runtime prints absl/oneDNN/CUDA lines to fd 2 that no environment variable turns off in
-    current releases; `--debug` keeps them. Under a test runner, where sys.stderr is not fd 2, nothing changes.
-    """
+
+@contextlib.contextmanager
+def native_logs_filtered() -> Iterator[None]:
+    """Pass fd 2 through a filter that drops TensorFlow's start-up chatter and keeps everything else (a fatal
+    error's message above all), while Python's sys.stderr writes to the real stderr. `--debug` leaves fd 2 alone;
+    so does a test runner, where sys.stderr is not fd 2."""
     try:
         is_fd2 = sys.stderr.fileno() == 2
     except (AttributeError, OSError, ValueError):
@@ -73,18 +88,25 @@ def native_logs_silenced() -> Iterator[None]:
         yield
         return
     sys.stderr.flush()
-    real_stderr = os.fdopen(os.dup(2), "w", buffering=1, encoding=sys.stderr.encoding, errors="backslashreplace")
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    os.close(devnull)
+    real_fd = os.dup(2)
+    read_end, write_end = os.pipe()
+    filter_process = subprocess.Popen(
+        [sys.executable, "-c", _FILTER, NATIVE_NOISE], stdin=read_end, stdout=real_fd, close_fds=True
+    )
+    os.close(read_end)
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    real_stderr = os.fdopen(real_fd, "w", buffering=1, encoding=sys.stderr.encoding, errors="backslashreplace")
     saved, sys.stderr = sys.stderr, real_stderr
     try:
         yield
     finally:
         real_stderr.flush()
-        os.dup2(real_stderr.fileno(), 2)
+        os.dup2(real_fd, 2)  # the pipe's last writer closes: the filter sees its end
         sys.stderr = saved
         real_stderr.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            filter_process.wait(timeout=5)
 
 
 class TrainBar:

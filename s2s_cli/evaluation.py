@@ -10,7 +10,7 @@ from sacrebleu.metrics import BLEU, CHRF, TER
 
 from s2s_cli.data.corpus import read_lines
 from s2s_cli.errors import DataError
-from s2s_cli.files import write_text_atomic
+from s2s_cli.files import write_output
 from s2s_cli.languages import CJK_LANGS
 from s2s_cli.rundir import RunDir
 
@@ -100,5 +100,5 @@ def evaluate(
         translator = Translator.from_run_dir(run, workers=workers)
         hyps = [t[0].text for t in translator.translate(sources, beam=beam, alpha=alpha)]
     if output is not None:
-        write_text_atomic(output, "".join(h + "\n" for h in hyps))
+        write_output(output, "".join(h + "\n" for h in hyps))
     return score(hyps, refs, config.data.tgt_lang)

@@ -5,22 +5,22 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from s2s_cli import __version__
+from s2s_cli import __version__, manifest
 from s2s_cli.config import RunConfig
 from s2s_cli.errors import RunDirError, TrainingError
-from s2s_cli.files import read_json, sha256, write_json_atomic, write_text_atomic
+from s2s_cli.files import read_json, write_json_atomic, write_text_atomic
+from s2s_cli.manifest import MANIFEST
 
 DEFAULT_RUN_DIR = Path("runs/default")
-FORMAT_VERSION = 1
 
 CONFIG = "config.json"
-MANIFEST = "manifest.json"
 DATA = "data"
 TOKENIZERS = "tokenizers"
 CHECKPOINTS = "checkpoints"
@@ -28,6 +28,8 @@ WEIGHTS = "model.weights.h5"
 HISTORY = "history.jsonl"
 LOGS = "logs"
 LOCK = "train.lock"
+PREVIOUS = ".previous-training"
+TRAINING_OUTPUTS = (WEIGHTS, CHECKPOINTS, HISTORY, LOGS)
 SPLITS = ("train", "valid", "test")
 SIDES = ("src", "tgt")
 
@@ -113,6 +115,10 @@ class RunDir:
     def is_prepared(self) -> bool:
         return (self.path / CONFIG).is_file()
 
+    def is_run_dir(self) -> bool:
+        """Recognizably written by `s2s prepare` (what --force may replace)."""
+        return (self.path / CONFIG).is_file() and (self.path / MANIFEST).is_file()
+
     def has_weights(self) -> bool:
         return self.weights_path.is_file()
 
@@ -127,6 +133,10 @@ class RunDir:
         return RunConfig.from_dict(raw)
 
     def require_prepared(self) -> None:
+        if self.path.is_symlink() and not self.path.exists():
+            raise RunDirError(
+                f"run dir {self.path} is a symlink that leads nowhere (broken, or a loop): fix or remove it."
+            )
         if not self.path.exists():
             raise RunDirError(f"run dir {self.path} does not exist: run `s2s prepare CORPUS --run-dir {self.path}`.")
         if not self.is_prepared():
@@ -178,38 +188,57 @@ class RunDir:
         finally:
             lock.release()
 
+    # an earlier training ----------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def previous_training_aside(self) -> Iterator[Callable[[], None]]:
+        """Move what an earlier training wrote (weights, checkpoints, history, logs, config) into PREVIOUS for the
+        block, and back if the block fails before it calls the yielded `discard` (which deletes them for good)."""
+        aside = self.path / PREVIOUS
+        items = [name for name in TRAINING_OUTPUTS if (self.path / name).exists() or (self.path / name).is_symlink()]
+        if aside.exists():  # left by a crash before the new training's first checkpoint: the old one is in there
+            items = []
+        else:
+            aside.mkdir()
+            for name in items:
+                (self.path / name).rename(aside / name)
+            shutil.copy2(self.path / CONFIG, aside / CONFIG)
+        self.write_manifest()
+        kept = [True]
+
+        def discard() -> None:
+            if kept[0]:
+                shutil.rmtree(aside, ignore_errors=True)
+                kept[0] = False
+
+        try:
+            yield discard
+        except BaseException:
+            if kept[0] and aside.exists():
+                self._restore(aside)
+            raise
+        discard()
+
+    def _restore(self, aside: Path) -> None:
+        for entry in aside.iterdir():
+            target = self.path / entry.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            entry.replace(target)
+        aside.rmdir()
+        self.write_manifest()
+
     # manifest -------------------------------------------------------------------------------------------
     def tracked_files(self) -> list[Path]:
-        """Files whose hashes the manifest records: splits, tokenizers, best weights."""
-        files = [self.split_path(s, side) for s in SPLITS for side in SIDES]
+        """Files whose hashes the manifest records: config, splits, tokenizers, best weights."""
+        files = [self.path / CONFIG] + [self.split_path(s, side) for s in SPLITS for side in SIDES]
         files += sorted(p for p in self.tokenizer_dir().glob("*") if p.is_file() and not p.name.startswith("."))
         files.append(self.weights_path)
         return [p for p in files if p.is_file()]
 
     def write_manifest(self) -> None:
-        files = {p.relative_to(self.path).as_posix(): sha256(p) for p in self.tracked_files()}
-        manifest = {"format_version": FORMAT_VERSION, "versions": versions(), "files": files}
-        write_json_atomic(self.path / MANIFEST, manifest)
+        manifest.write_manifest(self.path, self.tracked_files(), versions())
 
     def verify_manifest(self, only: tuple[str, ...] | None = None) -> None:
-        """Check that every file the manifest names (under the folders `only`, if given) exists with its hash."""
-        manifest = read_json(self.path / MANIFEST)
-        version = manifest.get("format_version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise RunDirError(
-                f"{self.path} has run-dir format {version}, newer than this s2s understands ({FORMAT_VERSION}): "
-                "upgrade s2s."
-            )
-        for rel, digest in manifest.get("files", {}).items():
-            if only is not None and rel.split("/")[0] not in only:
-                continue
-            path = self.path / rel
-            if not path.is_file():
-                raise RunDirError(
-                    f"{path} is listed in {MANIFEST} but missing: restore it or re-run the command that wrote it."
-                )
-            if sha256(path) != digest:
-                raise RunDirError(
-                    f"{path} differs from the file recorded in {MANIFEST} (e.g. a tokenizer from another run): "
-                    "restore the original or re-run `s2s prepare`/`s2s train`."
-                )
+        """Check the manifest covers the run dir's files and every file it names (under the folders `only`, if
+        given) is inside the run dir with its recorded hash."""
+        manifest.verify_manifest(self.path, self.tracked_files(), only)

@@ -135,9 +135,16 @@ def test_export_refuses_to_overwrite_without_force(spm_runs, tmp_path):
     result = runner.invoke(app, ["export", str(out), "--run-dir", str(spm_runs["rnn"].path)])
     assert result.exit_code == 1 and "--force" in result.output
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
-    result = runner.invoke(app, ["export", str(out), "--run-dir", str(spm_runs["rnn"].path), "--beam", "1", "--force"])
+    forced = ["export", str(out), "--run-dir", str(spm_runs["rnn"].path), "--beam", "1", "--force"]
+    result = runner.invoke(app, forced)  # --force replaces only an export
+    assert result.exit_code == 1 and "is not an s2s export" in result.output
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    (out / "keep.txt").unlink()
+    assert runner.invoke(app, forced[:-1]).exit_code == 0  # an empty folder is taken as it is
+    (out / "extra.txt").write_text("left by hand")
+    result = runner.invoke(app, forced)
     assert result.exit_code == 0, result.output
-    assert (out / "saved_model.pb").is_file() and not (out / "keep.txt").exists()
+    assert (out / "saved_model.pb").is_file() and not (out / "extra.txt").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no staging dir left behind
 
 

@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "s2s_cli"
-BASE = {"s2s_cli", "s2s_cli.errors", "s2s_cli.tokens", "s2s_cli.languages", "s2s_cli.config", "s2s_cli.files"}
+BASE = {
+    "s2s_cli",
+    "s2s_cli.errors",
+    "s2s_cli.tokens",
+    "s2s_cli.languages",
+    "s2s_cli.config",
+    "s2s_cli.files",
+    "s2s_cli.manifest",
+}
 # Each layer may import its own package and any layer below it. data and models sit side by side, apart.
 LAYERS = [
     ("base", lambda m: m in BASE or m == "s2s_cli.rundir"),

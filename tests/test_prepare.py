@@ -15,12 +15,14 @@ def write(path: Path, data: bytes) -> Path:
     return path
 
 
-def test_a_one_megabyte_line_is_dropped_by_max_len(tmp_path):
-    lines = [f"sentence number {i}\t第{i}句" for i in range(30)] + ["word " * 200_000 + "\t很长"]
+def test_over_long_lines_are_dropped_by_max_len_or_unread(tmp_path):
+    lines = [f"sentence number {i}\t第{i}句" for i in range(30)]
+    lines += ["word " * 10_000 + "\t很长", "word " * 200_000 + "\t很长"]  # 50 KB: 10,000 words; 1 MB
     corpus = write(tmp_path / "c.tsv", ("\n".join(lines) + "\n").encode())
     data = DataConfig(tokenizer="word", valid_size=0, test_size=0)  # every pair goes to train
     result = prepare(corpus, None, tmp_path / "run", data)
-    assert result.too_long == 1 and result.split_sizes["train"] == 30
+    assert result.too_long == 1 and result.stats.dropped == {"line over 64 KiB": 1}
+    assert result.split_sizes["train"] == 30
     assert "word word" not in (tmp_path / "run" / "data" / "train.src").read_text()
 
 
@@ -29,6 +31,7 @@ def test_failed_forced_prepare_leaves_the_old_run_dir(tmp_path, monkeypatch):
     data = DataConfig(tokenizer="char", valid_size=2, test_size=2)
     prepare(corpus, None, tmp_path / "run", data)
     before = {p.relative_to(tmp_path): p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
+    before[Path("run/train.lock")] = b""  # a forced prepare takes the run dir's training lock
     with pytest.raises(DataError):
         prepare(tmp_path / "missing.tsv", None, tmp_path / "run", data, force=True)
 

@@ -7,7 +7,8 @@ import sys
 import pytest
 
 from s2s_cli.errors import RunDirError
-from s2s_cli.rundir import FORMAT_VERSION, RunDir, Validation
+from s2s_cli.manifest import FORMAT_VERSION
+from s2s_cli.rundir import RunDir, Validation
 
 
 def test_manifest_detects_missing_changed_and_newer(prepared_run, tmp_path):

@@ -60,15 +60,17 @@ def translate(
 
 
 def _sources(texts: list[str], input_file: Path | None) -> Iterator[str]:
-    """Input lines from arguments, a file, or stdin (`-`), streamed."""
-    from s2s_cli.data.corpus import iter_lines
+    """Input lines from arguments, a file, or stdin (`-`, or no text with stdin not a terminal), streamed."""
+    from s2s_cli.data.corpus import decode_lines, iter_lines, raw_lines
 
     if input_file is not None and texts:
         raise typer.BadParameter("give sentences or --input FILE, not both.")
     if input_file is not None:
         return iter_lines(input_file)
-    if texts == ["-"]:
-        return (line.rstrip("\r\n") for line in sys.stdin)
+    if texts == ["-"] or (not texts and sys.stdin is not None and not sys.stdin.isatty()):
+        if sys.stdin is None:
+            raise typer.BadParameter("stdin is closed: give sentences or --input FILE.")
+        return decode_lines(raw_lines(sys.stdin.buffer), "stdin")
     if not texts:
         raise typer.BadParameter("nothing to translate: give sentences, `-` for stdin, or --input FILE.")
     return iter(texts)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import stat
 import unicodedata
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import zip_longest
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -15,6 +18,10 @@ from s2s_cli.errors import DataError
 
 Pair = tuple[str, str]
 MAX_EXAMPLE_LINES = 5
+MAX_LINE_BYTES = 64 * 1024  # longer lines hold no sentence pair: they are dropped without being read whole
+SNIFF_BYTES = 64 * 1024
+TOO_LONG = "line over 64 KiB"
+_END = object()  # what a file that ended gives zip_longest
 
 
 @dataclass
@@ -49,25 +56,63 @@ def normalize(text: str) -> str:
     return " ".join(text.split())
 
 
-def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise DataError(f"{path}: no such file; check the path.")
-    if path.is_dir():
-        raise DataError(f"{path} is a directory; give a corpus file (TSV, or a source and a target file).")
+def _check_file(path: Path, regular: bool = True) -> None:
+    """A readable file of text; `regular`: a file on disk, not a pipe or device (a corpus is read more than once)."""
     try:
-        with path.open("rb"):
-            pass
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file; check the path.") from None
+    except OSError as err:
+        raise DataError(f"{path} cannot be read ({err.strerror}); check the path.") from None
+    if stat.S_ISDIR(mode):
+        raise DataError(f"{path} is a directory; give a corpus file (TSV, or a source and a target file).")
+    if regular and not stat.S_ISREG(mode):
+        raise DataError(f"{path} is not a regular file (a pipe or a device): save the corpus to a file first.")
+    try:
+        with path.open("rb") if stat.S_ISREG(mode) else contextlib.nullcontext() as f:
+            head = f.read(SNIFF_BYTES) if f else b""  # a pipe is not read ahead: that would consume it
     except OSError as err:
         raise DataError(f"{path} cannot be read ({err.strerror}); check its permissions.") from None
+    problem = _not_utf8_text(head)
+    if problem:
+        raise DataError(f"{path} {problem}")
 
 
-def _raw_lines(path: Path) -> Iterator[bytes]:
+def _not_utf8_text(head: bytes) -> str | None:
+    """What a file's first bytes say it is when it is not UTF-8 text (None: it may well be)."""
+    if head.startswith(b"\x1f\x8b"):
+        return "is gzip-compressed: decompress it first (gunzip)."
+    # UTF-16 text of a script in the first 256 code points has a NUL in every other byte, and few in the rest
+    zeros = sorted(half.count(0) / max(len(half), 1) for half in (head[0::2], head[1::2]))
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(head) >= 8 and zeros[1] > 0.3 and zeros[0] < 0.05):
+        return "looks like UTF-16 text: convert it to UTF-8 (e.g. `iconv -f UTF-16 -t UTF-8`)."
+    if len(head) >= 64 and head.count(0) > len(head) // 10:
+        return "is not a text file (it holds many NUL bytes, as programs and archives do): give a UTF-8 corpus."
+    return None
+
+
+def _raw_lines(path: Path) -> Iterator[bytes | None]:
     with path.open("rb") as f:
-        for line in f:
-            yield line.rstrip(b"\n").rstrip(b"\r")
+        yield from raw_lines(f)
 
 
-def _decode(raw: bytes, path: Path, line_no: int, stats: CorpusStats, strict: bool) -> str | None:
+def raw_lines(stream: BinaryIO) -> Iterator[bytes | None]:
+    """A stream's lines without their line ends; None for a line over MAX_LINE_BYTES, which is not read whole."""
+    while line := stream.readline(MAX_LINE_BYTES + 1):
+        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+            while (rest := stream.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+                pass
+            yield None
+            continue
+        yield line.rstrip(b"\n").rstrip(b"\r")
+
+
+def _decode(raw: bytes | None, path: Path, line_no: int, stats: CorpusStats, strict: bool) -> str | None:
+    if raw is None:
+        if strict:
+            raise DataError(f"{path}:{line_no}: {TOO_LONG}; fix the line or drop --strict to skip it.")
+        stats.drop(TOO_LONG, line_no)
+        return None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -95,10 +140,10 @@ def _read_tsv(path: Path, stats: CorpusStats, strict: bool) -> Iterator[tuple[in
 
 
 def _read_parallel(src_path: Path, tgt_path: Path, stats: CorpusStats, strict: bool) -> Iterator[tuple[int, str, str]]:
-    pairs = zip_longest(_raw_lines(src_path), _raw_lines(tgt_path))
+    pairs = zip_longest(_raw_lines(src_path), _raw_lines(tgt_path), fillvalue=_END)
     for line_no, (src_raw, tgt_raw) in enumerate(pairs, start=1):
-        if src_raw is None or tgt_raw is None:
-            n_src, n_tgt = (line_no - 1, None) if src_raw is None else (None, line_no - 1)
+        if src_raw is _END or tgt_raw is _END:
+            n_src, n_tgt = (line_no - 1, None) if src_raw is _END else (None, line_no - 1)
             n_src = n_src if n_src is not None else sum(1 for _ in _raw_lines(src_path))
             n_tgt = n_tgt if n_tgt is not None else sum(1 for _ in _raw_lines(tgt_path))
             raise DataError(f"{src_path} has {n_src} lines but {tgt_path} has {n_tgt}: the files must be line-aligned.")
@@ -158,13 +203,20 @@ def split_pairs(pairs: list[Pair], valid_size: float, test_size: float, seed: in
 
 
 def iter_lines(path: Path) -> Iterator[str]:
-    """Stream a UTF-8 text file's lines (without line ends); a bad file or byte is a DataError."""
-    _check_file(path)
-    for line_no, raw in enumerate(_raw_lines(path), start=1):
+    """Stream a UTF-8 text file's lines (without line ends); a bad file or line is a DataError. A pipe works."""
+    _check_file(path, regular=False)
+    yield from decode_lines(_raw_lines(path), str(path))
+
+
+def decode_lines(lines: Iterator[bytes | None], name: str) -> Iterator[str]:
+    """`raw_lines` as text; a line of invalid UTF-8 or over MAX_LINE_BYTES is a DataError naming `name` and it."""
+    for line_no, raw in enumerate(lines, start=1):
+        if raw is None:
+            raise DataError(f"{name}:{line_no}: {TOO_LONG}; split it into sentences.")
         try:
             yield raw.decode("utf-8").lstrip("\ufeff") if line_no == 1 else raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise DataError(f"{path}:{line_no}: invalid UTF-8; convert the file to UTF-8.") from None
+            raise DataError(f"{name}:{line_no}: invalid UTF-8; convert the text to UTF-8.") from None
 
 
 def read_lines(path: Path) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -11,7 +12,7 @@ from s2s_cli.config import DataConfig, RunConfig
 from s2s_cli.data.corpus import CorpusStats, Pair, read_corpus, split_pairs
 from s2s_cli.data.tokenizers import Tokenizer, train_tokenizer
 from s2s_cli.errors import RunDirError
-from s2s_cli.files import make_temp_dir, swap_in_dir, write_text_atomic
+from s2s_cli.files import check_replaceable, make_temp_dir, swap_in_dir, write_text_atomic
 from s2s_cli.languages import CJK_LANGS, detect_lang
 from s2s_cli.rundir import RunDir
 
@@ -40,8 +41,24 @@ def prepare(
 
     `valid_files` / `test_files` (a TSV, or a source and a target file) replace the split cut from the corpus.
     """
-    if run_dir.exists() and any(run_dir.iterdir()) and not force:
-        raise RunDirError(f"{run_dir} already exists: pass --force to replace it, or choose another --run-dir.")
+    existing = RunDir(run_dir)
+    inputs = [corpus, *([tgt_file] if tgt_file else []), *valid_files, *test_files]
+    what = "an s2s run dir (config.json and manifest.json)"
+    check_replaceable(run_dir, force, existing.is_run_dir(), what, "--run-dir", inputs)
+    # a training on the old run dir would go on writing into the new one
+    with existing.training_lock() if existing.is_run_dir() else contextlib.nullcontext():
+        return _prepare(corpus, tgt_file, run_dir, data, strict, valid_files, test_files)
+
+
+def _prepare(
+    corpus: Path,
+    tgt_file: Path | None,
+    run_dir: Path,
+    data: DataConfig,
+    strict: bool,
+    valid_files: Sequence[Path],
+    test_files: Sequence[Path],
+) -> PrepareResult:
     pairs, stats = read_corpus(corpus, tgt_file, strict=strict)
     given = {
         name: read_corpus(files[0], files[1] if len(files) > 1 else None, strict=strict)[0]

@@ -12,7 +12,7 @@ from typing import Protocol
 import sentencepiece as spm
 
 from s2s_cli.config import RunConfig, TokenizerKind
-from s2s_cli.errors import RunDirError
+from s2s_cli.errors import DataError, RunDirError
 from s2s_cli.files import read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
 from s2s_cli.languages import CJK_RANGES, is_cjk
 from s2s_cli.rundir import RunDir
@@ -68,21 +68,13 @@ class SentencePieceTokenizer:
         # small one it turns names into <unk> in the training targets, and the model learns to emit <unk>.
         coverage = 0.9995 if cjk and len(texts) >= 100_000 else 1.0
         model = io.BytesIO()
-        spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(texts),
-            model_writer=model,
-            vocab_size=vocab_size,
-            hard_vocab_limit=False,  # a small corpus gets a smaller vocabulary instead of an error
-            model_type=model_type,
-            character_coverage=coverage,
-            normalization_rule_name="identity",  # NFKC would turn Chinese "，" into ","; corpus.normalize does NFC
-            pad_id=PAD,
-            unk_id=UNK,
-            bos_id=BOS,
-            eos_id=EOS,
-            num_threads=1,  # one thread keeps the trained model deterministic
-            minloglevel=2,
-        )
+        try:
+            _train_spm(texts, model, vocab_size, model_type, coverage)
+        except RuntimeError as err:  # SentencePiece refuses the text (e.g. no sentence it can use)
+            raise DataError(
+                f"SentencePiece cannot train on this text ({str(err).strip().splitlines()[-1]}): check that the "
+                "corpus is plain text with one sentence per side and line, or use --tokenizer char."
+            ) from None
         return cls(model.getvalue())
 
     @property
@@ -99,6 +91,24 @@ class SentencePieceTokenizer:
         write_bytes_atomic(directory / f"{side}.model", self.model_proto)
         pieces = (f"{self.sp.id_to_piece(i)}\t{self.sp.get_score(i)}" for i in range(self.vocab_size))
         write_text_atomic(directory / f"{side}.vocab", "\n".join(pieces) + "\n")
+
+
+def _train_spm(texts: list[str], model: io.BytesIO, vocab_size: int, model_type: str, coverage: float) -> None:
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(texts),
+        model_writer=model,
+        vocab_size=vocab_size,
+        hard_vocab_limit=False,  # a small corpus gets a smaller vocabulary instead of an error
+        model_type=model_type,
+        character_coverage=coverage,
+        normalization_rule_name="identity",  # NFKC would turn Chinese "，" into ","; corpus.normalize does NFC
+        pad_id=PAD,
+        unk_id=UNK,
+        bos_id=BOS,
+        eos_id=EOS,
+        num_threads=1,  # one thread keeps the trained model deterministic
+        minloglevel=2,
+    )
 
 
 class VocabTokenizer:

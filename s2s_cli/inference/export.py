@@ -16,7 +16,7 @@ import tensorflow as tf
 from s2s_cli import __version__
 from s2s_cli.data.tokenizers import SentencePieceTokenizer
 from s2s_cli.errors import ConfigError, RunDirError
-from s2s_cli.files import make_temp_dir, swap_in_dir, write_json_atomic, write_text_atomic
+from s2s_cli.files import check_replaceable, make_temp_dir, swap_in_dir, write_json_atomic, write_text_atomic
 from s2s_cli.inference.beam import beam_graph
 from s2s_cli.inference.search import greedy_graph, max_output_lengths
 from s2s_cli.inference.translator import Translator
@@ -85,10 +85,15 @@ class TranslationModule(tf.Module):
 
 def export(run: RunDir, out_dir: Path, beam: int = 5, alpha: float = 0.6, force: bool = False) -> dict[str, Any]:
     """Write the SavedModel (plus metadata and a README) to `out_dir`; returns the metadata."""
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not force:
-        raise RunDirError(f"{out_dir} already exists: pass --force to replace it, or choose another directory.")
+    run.require_weights()
+    if out_dir.is_symlink() and not out_dir.exists():
+        raise RunDirError(
+            f"{out_dir} is a symlink that leads nowhere (broken, or a loop): remove it or choose another."
+        )
     if out_dir.resolve() == run.path.resolve() or run.path.resolve() in out_dir.resolve().parents:
         raise RunDirError(f"{out_dir} is inside the run dir {run.path}: export to a directory outside it.")
+    what = f"an s2s export ({METADATA})"
+    check_replaceable(out_dir, force, (out_dir / METADATA).is_file(), what, "OUT_DIR", keep=[run.path])
     translator = Translator.from_run_dir(run)
     module = TranslationModule(translator, beam, alpha)
     config = translator.config

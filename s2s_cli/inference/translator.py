@@ -16,6 +16,7 @@ from s2s_cli.config import RunConfig
 from s2s_cli.data.batching import pad_ids
 from s2s_cli.data.corpus import normalize
 from s2s_cli.data.tokenizers import Tokenizer, load_tokenizers
+from s2s_cli.errors import ConfigError
 from s2s_cli.inference.beam import beam_graph
 from s2s_cli.inference.search import greedy_graph, max_output_lengths, search_weights, step_log_probs
 from s2s_cli.models import EncoderDecoder, build_model, load_weights
@@ -125,6 +126,8 @@ class Translator:
         on_batch: Callable[[int], None] | None = None,
     ) -> list[list[Translation]]:
         """Translate each text; returns `n_best` translations per text (one empty one for an empty text)."""
+        if beam > self.tgt_tok.vocab_size:
+            raise ConfigError(f"--beam {beam} is larger than the target vocabulary ({self.tgt_tok.vocab_size}).")
         results: list[list[Translation]] = [[Translation("", 0.0)] for _ in texts]
         encoded = self.encode_sources(texts)
         todo = sorted((i for i, ids in enumerate(encoded) if ids), key=lambda i: len(encoded[i]))

@@ -73,14 +73,19 @@ class Checkpoints:
         if missing:  # a Keras layer keeps variables where variable_tree does not look
             names = [v.path for v in model.variables if id(v) in missing]
             raise RuntimeError(f"checkpoints would miss model variables {names}")
-        self.run = run
+        self.run, self.keep = run, keep
         self.checkpoint = tf.train.Checkpoint(model=tree, optimizer=optimizer, trainer=state)
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, str(run.checkpoints_dir), max_to_keep=keep, checkpoint_name=PREFIX
-        )
+        self._manager: tf.train.CheckpointManager | None = None
 
     def save(self, step: int) -> str:
-        return self.manager.save(checkpoint_number=step)
+        # The manager reads the checkpoints already there when it is made, so it is made at the first save: after
+        # a fresh training has set the earlier one's aside.
+        if self._manager is None:
+            directory = str(self.run.checkpoints_dir)
+            self._manager = tf.train.CheckpointManager(
+                self.checkpoint, directory, max_to_keep=self.keep, checkpoint_name=PREFIX
+            )
+        return self._manager.save(checkpoint_number=step)
 
     def restore_latest(self) -> None:
         """Restore the newest checkpoint into the model, optimizer and state (all of them, or a RunDirError)."""
@@ -103,6 +108,11 @@ def latest_checkpoint(run: RunDir) -> str:
         raise RunDirError(
             f"the checkpoints in {run.checkpoints_dir} were written by an older s2s and cannot be resumed: "
             "`s2s train --force` starts over (the trained model.weights.h5 still translates)."
+        )
+    if run.has_weights():
+        raise RunDirError(
+            f"{run.path} has a trained model but no checkpoint to resume from: `s2s train --force` starts over "
+            "and replaces it (the model translates as it is)."
         )
     raise RunDirError(f"{run.path} has no checkpoint to resume from: run `s2s train` without --resume.")
 

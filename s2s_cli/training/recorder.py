@@ -7,7 +7,7 @@ which process it is.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import keras
 import tensorflow as tf
@@ -22,6 +22,7 @@ VALIDATION_SCALARS = ("valid_loss", "bleu", "chrf", "tgt_tokens_per_sec")
 class Recorder:
     def __init__(self, run: RunDir, checkpoints: Checkpoints, writes: bool) -> None:
         self.run, self.checkpoints, self.writes = run, checkpoints, writes
+        self.on_checkpoint: Callable[[], None] | None = None  # called after each checkpoint is written
 
     @contextlib.contextmanager
     def tensorboard(self) -> Iterator[None]:
@@ -58,3 +59,5 @@ class Recorder:
     def save_checkpoint(self, step: int) -> None:
         if self.writes:
             self.checkpoints.save(step)
+            if self.on_checkpoint:
+                self.on_checkpoint()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import shutil
 from typing import Any
 
 import keras
@@ -14,8 +13,10 @@ from s2s_cli.config import RunConfig
 from s2s_cli.data.batching import encode_pairs, make_batches, read_split
 from s2s_cli.data.tokenizers import load_tokenizers
 from s2s_cli.errors import TrainingError
+from s2s_cli.manifest import ManifestDamaged
 from s2s_cli.rundir import DATA, TOKENIZERS, RunDir
-from s2s_cli.training.checkpoints import has_checkpoints
+from s2s_cli.training import signals
+from s2s_cli.training.checkpoints import has_checkpoints, latest_checkpoint
 from s2s_cli.training.distribute import Distribution, make_distribution
 from s2s_cli.training.precision import resolve_precision
 from s2s_cli.training.schedules import default_warmup
@@ -26,6 +27,7 @@ def plan_config(run: RunDir, model: dict[str, Any], train: dict[str, Any], resum
     """The config a `train` call runs with: saved + overrides when resuming, defaults + overrides when fresh."""
     saved = run.load_config()
     if resume:
+        latest_checkpoint(run)  # there is one to resume from
         config = saved.with_overrides(model, train)
         if config.model != saved.model:
             changed = sorted(k for k in vars(config.model) if getattr(config.model, k) != getattr(saved.model, k))
@@ -34,21 +36,17 @@ def plan_config(run: RunDir, model: dict[str, Any], train: dict[str, Any], resum
                 "or start over with `s2s train --force`."
             )
         return config
-    if (has_checkpoints(run) or run.has_weights()) and not force:
+    if has_checkpoints(run) and not force:
         raise TrainingError(
             f"{run.path} already has a trained model: `s2s train --resume` continues it, "
             "`s2s train --force` starts over and replaces it."
         )
+    if run.has_weights() and not force:
+        raise TrainingError(
+            f"{run.path} already has a trained model (and no checkpoint to continue from): "
+            "`s2s train --force` starts over and replaces it."
+        )
     return RunConfig(saved.data).with_overrides(model, train)
-
-
-def reset_training(run: RunDir) -> None:
-    """Remove what an earlier training wrote (for --force), keeping the prepared data and tokenizers."""
-    for path in (run.checkpoints_dir, run.logs_dir):
-        shutil.rmtree(path, ignore_errors=True)
-    for path in (run.weights_path, run.history_path):
-        path.unlink(missing_ok=True)
-    run.write_manifest()
 
 
 def set_seed(seed: int) -> None:
@@ -97,23 +95,38 @@ def build_trainer(
 def train(run: RunDir, config: RunConfig, resume: bool = False, progress: TrainProgress | None = None) -> TrainResult:
     """Train the model described by `config` on the run dir's splits; resume from its last checkpoint if asked.
 
+    A fresh training replaces an earlier one only once it has saved its first checkpoint: until then the earlier
+    one's files are kept aside, and put back if it fails. A signal before the first step stops at once.
     With several workers (--strategy multi-worker) every worker runs this; only the chief writes the run dir.
     """
-    distribution = make_distribution(config.train.strategy)  # before any other TensorFlow op
-    config = resolve_precision(config)
-    chief = distribution.is_chief
-    with run.training_lock() if chief else contextlib.nullcontext():
-        # Never train on tokenizers or splits that changed since prepare. Other workers check only what prepare
-        # wrote, which the chief never rewrites (on a shared file system it may be rewriting the rest).
+    with signals.stop_at_once():
+        distribution = make_distribution(config.train.strategy)  # before any other TensorFlow op
+        config = resolve_precision(config)
+        chief = distribution.is_chief
+        with run.training_lock() if chief else contextlib.nullcontext():
+            _check_manifest(run, chief, fresh=not resume)
+            trainer = build_trainer(run, config, progress, distribution)
+            if resume:
+                trainer.resume()
+            aside = run.previous_training_aside() if chief and not resume else contextlib.nullcontext()
+            with aside as discard:
+                trainer.recorder.on_checkpoint = discard
+                if chief:
+                    run.save_config(trainer.config)  # with auto precision and warm-up resolved
+                    run.write_manifest()
+                result = trainer.fit()
+            if chief:
+                run.write_manifest()
+            return result
+
+
+def _check_manifest(run: RunDir, chief: bool, fresh: bool) -> None:
+    """Never train on tokenizers or splits that changed since prepare. Other workers check only what prepare wrote,
+    which the chief never rewrites (on a shared file system it may be rewriting the rest). A fresh training on the
+    chief rebuilds a damaged manifest from the files there: the tokenizers and splits are checked as they load."""
+    try:
         run.verify_manifest(only=None if chief else (DATA, TOKENIZERS))
-        if chief and not resume:
-            reset_training(run)
-        trainer = build_trainer(run, config, progress, distribution)
-        if chief:
-            run.save_config(trainer.config)  # with auto precision and warm-up resolved
-        if resume:
-            trainer.resume()
-        result = trainer.fit()
-        if chief:
-            run.write_manifest()
-        return result
+    except ManifestDamaged:
+        if not (chief and fresh):
+            raise
+        run.write_manifest()

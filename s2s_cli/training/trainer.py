@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import signal
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -16,18 +14,18 @@ import tensorflow as tf
 from s2s_cli.config import RunConfig
 from s2s_cli.data.batching import EncodedPairs, make_batches
 from s2s_cli.data.tokenizers import Tokenizer
-from s2s_cli.errors import TrainingError, TrainingInterrupted
+from s2s_cli.errors import TrainingError
 from s2s_cli.inference.translator import Translator
 from s2s_cli.models import build_model, masked_loss
 from s2s_cli.rundir import RunDir, Validation
-from s2s_cli.training.checkpoints import Checkpoints, JsonState, weights_digest
+from s2s_cli.training import signals
+from s2s_cli.training.checkpoints import Checkpoints, JsonState, list_checkpoints, weights_digest
 from s2s_cli.training.distribute import Distribution
 from s2s_cli.training.recorder import Recorder
 from s2s_cli.training.schedules import build_optimizer
 from s2s_cli.training.validation import Validator
 
 SUM = tf.distribute.ReduceOp.SUM
-SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 LOG_EVERY = 20  # steps between TensorBoard points of the training loss
 
 
@@ -178,7 +176,7 @@ class Trainer:
         self.progress.on_start(len(self.batches(0)), tc.epochs, state.step, state.epoch)
         self._started = self._clock = time.perf_counter()
         stopped = None
-        with _catch_signals() as received, self.recorder.tensorboard():
+        with signals.recorded() as received, self.recorder.tensorboard():
             while stopped is None:
                 for batch in self.distribution.inputs(self.data.train, self.batches(state.epoch), state.batch):
                     stopped = self._train_on(batch, received)
@@ -226,10 +224,12 @@ class Trainer:
         loss, tokens, agreed = self.train_step(src, tgt_in, tgt_out, flags)
         loss = float(loss)
         if not math.isfinite(loss):
-            raise TrainingError(
-                f"loss became {loss} at step {state.step + 1}; the last good checkpoint is kept. "
-                "Lower --lr or use --precision float32, then `s2s train --resume`."
+            kept = (
+                "the last good checkpoint is kept: lower --lr or use --precision float32, then `s2s train --resume`"
+                if list_checkpoints(self.run)
+                else "no checkpoint was saved yet: lower --lr or use --precision float32 and train again"
             )
+            raise TrainingError(f"loss became {loss} at step {state.step + 1}; {kept}.")
         state.step += 1
         state.batch += 1
         state.train_tokens += int(tokens)
@@ -259,11 +259,10 @@ class Trainer:
 
     def _interrupt(self, signum: int) -> None:
         self.recorder.save_checkpoint(self.state.step)
-        sig = signal.Signals(signum)
-        raise TrainingInterrupted(
-            f"{sig.name} received: checkpoint saved at step {self.state.step}; "
+        raise signals.interrupted(
+            signum,
+            f"checkpoint saved at step {self.state.step}; "
             f"continue with `s2s train --resume --run-dir {self.run.path}`.",
-            SIGNAL_EXIT[sig],
         )
 
     def _validate_and_checkpoint(self) -> str | None:
@@ -279,18 +278,3 @@ class Trainer:
         self.recorder.save_checkpoint(self.state.step)
         self._clock = time.perf_counter()  # validation time does not count as training time
         return "patience" if self.validator.should_stop() else None
-
-
-@contextlib.contextmanager
-def _catch_signals() -> Iterator[list[int]]:
-    """Record SIGINT/SIGTERM instead of dying, so the loop can checkpoint first."""
-    received: list[int] = []
-    previous = {}
-    for sig in SIGNAL_EXIT:
-        with contextlib.suppress(ValueError):  # not the main thread: leave handlers alone
-            previous[sig] = signal.signal(sig, lambda signum, frame: received.append(signum))
-    try:
-        yield received
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
