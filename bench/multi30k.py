@@ -1,6 +1,9 @@
-"""Multi30k English->German: prepare (SentencePiece), train for at most M minutes, score test_2016_flickr (beam 5).
+"""Multi30k English->German: prepare (SentencePiece), train for at most M minutes (or N steps), score the whole
+validation set and test_2016_flickr with the test beam (5); with --average K also the average of the last K
+checkpoints.
 
-python bench/multi30k.py --data ../shared/data/multi30k --minutes 60 [--arch rnn ...] [--run-dir R] --json
+python bench/multi30k.py --data ../shared/data/multi30k --minutes 60 [--max-steps N] [--seed S] [--average K]
+    [--arch rnn ...] [--run-dir R] --json
 
 Without shape or training flags it trains what `s2s train` trains by default.
 """
@@ -22,6 +25,7 @@ from s2s_cli.data.prepare import prepare
 from s2s_cli.evaluation import score
 from s2s_cli.inference.translator import Translator
 from s2s_cli.rundir import RunDir, Validation
+from s2s_cli.training.averaging import average
 from s2s_cli.training.runner import train
 
 
@@ -38,6 +42,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=defaults.warmup)
     parser.add_argument("--precision", default=defaults.precision.value, choices=[p.value for p in Precision])
     parser.add_argument("--beam", type=int, default=5)
+    parser.add_argument("--max-steps", type=int, default=0, help="stop after N steps instead (0: by --minutes)")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--average", type=int, default=0, help="also score the average of the last K checkpoints")
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
     args = parser.parse_args()
     files = {name: args.data / name for name in ("train.en", "train.de", "val.en", "val.de")}
@@ -56,7 +63,10 @@ def main() -> None:
             model=model_config(args),
             train=TrainConfig(
                 epochs=1000,
-                max_minutes=args.minutes,
+                max_minutes=0 if args.max_steps else args.minutes,
+                max_steps=args.max_steps,
+                keep=max(defaults.keep, args.average),
+                seed=args.seed,
                 batch_tokens=args.batch_tokens,
                 lr=args.lr,
                 warmup=args.warmup,
@@ -67,23 +77,21 @@ def main() -> None:
         started = time.perf_counter()
         result = train(run, config, progress=_LogProgress() if not args.json else None)
         train_minutes = (time.perf_counter() - started) / 60
-        translator = Translator.from_run_dir(run)
         resolved = run.load_config().train  # what auto precision and warm-up chose
-        sources, refs = read_lines(files["test.en"]), read_lines(files["test.de"])
-        decode_started = time.perf_counter()
-        hyps = [t[0].text for t in translator.translate(sources, beam=args.beam)]
-        decode_seconds = time.perf_counter() - decode_started
-        scores = score(hyps, refs, "de")
+        scores, decode_seconds = _scores(run, files, args.beam)
+        averaged = None
+        if args.average:
+            result_avg = average(run, last=args.average)
+            averaged = {"steps": result_avg.steps, **_scores(run, files, args.beam)[0]}
     out = {
-        "bleu": scores.bleu,
-        "chrf": scores.chrf,
-        "ter": scores.ter,
+        **scores,
+        "averaged": averaged,
         "train_minutes": round(train_minutes, 1),
         "steps": result.steps,
         "epochs": result.epochs,
         "best_step": result.best_step,
-        "best_valid_bleu": result.best_valid_bleu,
-        "valid_bleu": result.valid_bleu,
+        "training_best_valid_bleu": result.best_valid_bleu,  # greedy, as validation during training decodes
+        "training_last_valid_bleu": result.valid_bleu,
         "tgt_tokens_per_sec": result.tgt_tokens_per_sec,
         "test_decode_seconds": round(decode_seconds, 1),
         "beam": args.beam,
@@ -92,9 +100,23 @@ def main() -> None:
             "precision": resolved.precision,
             "warmup": resolved.warmup,
         },
-        "signature": scores.signature["bleu"],
     }
     print(json.dumps(out) if args.json else json.dumps(out, indent=2))
+
+
+def _scores(run: RunDir, files: dict[str, Path], beam: int) -> tuple[dict, float]:
+    """Test and whole-validation-set scores of the run's model with `beam`, and the seconds the test set took."""
+    translator = Translator.from_run_dir(run)
+    out, seconds = {}, 0.0
+    for name, split in (("valid", "val"), ("test", "test")):
+        sources, refs = read_lines(files[f"{split}.en"]), read_lines(files[f"{split}.de"])
+        started = time.perf_counter()
+        hyps = [t[0].text for t in translator.translate(sources, beam=beam)]
+        seconds = time.perf_counter() - started
+        scores = score(hyps, refs, "de")
+        prefix = "" if name == "test" else "valid_"
+        out |= {f"{prefix}bleu": scores.bleu, f"{prefix}chrf": scores.chrf, f"{prefix}ter": scores.ter}
+    return out | {"signature": scores.signature["bleu"]}, seconds
 
 
 class _LogProgress:

@@ -143,15 +143,19 @@ class TrainConfig:
     batch_tokens: int = 4096
     batch_size: int = 0
     lr: float = 1e-3
-    warmup: int | None = None  # None: DEFAULT_WARMUP steps, at most a tenth of the planned ones (resolved by train)
+    warmup: int | None = None  # None: DEFAULT_WARMUP steps, at most three epochs (resolved by train)
     clip_norm: float = 1.0
     label_smoothing: float = 0.1
     patience: int = 5
     select: Select = Select.BLEU
     valid_beam: int = 1
-    valid_max_sentences: int = 500
+    valid_max_sentences: int = 0  # 0: the whole validation split
     precision: Precision = Precision.AUTO  # train resolves auto to bf16 or float32 before saving
     keep: int = 2
+    save_every_steps: int = 0  # a checkpoint between validations every N steps (0: not by steps)
+    save_every_minutes: float = 10.0  # ... or every M minutes of this run (0: not by time)
+    accum_steps: int = 1  # batches whose gradients make one update
+    init_from: str | None = None  # the run dir whose best weights a fresh training starts from
     seed: int = 1
     strategy: Strategy = Strategy.AUTO  # how training is distributed
 
@@ -168,8 +172,11 @@ class TrainConfig:
         "label_smoothing": (0.0, 1.0, "open"),
         "patience": (0, BIG),
         "valid_beam": (1, 1000),
-        "valid_max_sentences": (1, BIG),
+        "valid_max_sentences": (0, BIG),
         "keep": (1, 10_000),
+        "save_every_steps": (0, BIG),
+        "save_every_minutes": (0.0, BIG),
+        "accum_steps": (1, 10_000),
     }
 
     def __post_init__(self) -> None:

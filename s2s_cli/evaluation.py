@@ -11,7 +11,7 @@ from sacrebleu.metrics import BLEU, CHRF, TER
 from s2s_cli.data.corpus import read_lines
 from s2s_cli.errors import DataError
 from s2s_cli.files import write_output
-from s2s_cli.languages import CJK_LANGS
+from s2s_cli.languages import CJK_LANGS, detect_lang
 from s2s_cli.rundir import RunDir
 
 
@@ -102,3 +102,95 @@ def evaluate(
     if output is not None:
         write_output(output, "".join(h + "\n" for h in hyps))
     return score(hyps, refs, config.data.tgt_lang)
+
+
+@dataclass(frozen=True)
+class SystemScores:
+    """One system's corpus scores, with the bootstrap estimate of their mean and 95% confidence interval."""
+
+    name: str
+    bleu: float
+    bleu_mean: float
+    bleu_ci: float
+    chrf: float
+    chrf_mean: float
+    chrf_ci: float
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two systems on one test set: B against the baseline A, by sacreBLEU's paired significance tests."""
+
+    baseline: SystemScores
+    system: SystemScores
+    bleu_p: float  # the p-value of B's difference from A: small when the difference is unlikely to be chance (1
+    # for identical outputs)
+    chrf_p: float
+    test: str  # "bs" (paired bootstrap resampling) or "ar" (approximate randomization)
+    samples: int
+    signatures: dict[str, str]
+
+
+def compare(
+    named: list[tuple[str, Sequence[str]]], refs: Sequence[str], lang: str | None, test: str = "bs", samples: int = 0
+) -> Comparison:
+    """Compare two systems' hypotheses (baseline first) on `refs` with sacreBLEU's PairedTest."""
+    from sacrebleu.significance import PairedTest
+
+    for name, hyps in named:
+        if len(hyps) != len(refs):
+            raise DataError(f"{name} has {len(hyps)} lines but there are {len(refs)} references: give aligned files.")
+    if not refs:
+        raise DataError("nothing to compare: the test set is empty.")
+    metrics = {"BLEU": BLEU(tokenize=bleu_tokenizer(lang)), "chrF": CHRF()}
+    paired = PairedTest(
+        [(name, list(hyps)) for name, hyps in named],
+        metrics,
+        [list(refs)],
+        test_type=test,
+        n_samples=samples,
+        n_ar_confidence=0,
+    )
+    signatures, results = paired()
+    bleu, chrf = (results[key] for key in results if key != "System")
+    # Identical outputs differ by nothing, which sacreBLEU's tests (as MultEval's) would count as significant.
+    same = list(named[0][1]) == list(named[1][1])
+
+    def scores(i: int) -> SystemScores:
+        values = (bleu[i].score, bleu[i].mean, bleu[i].ci, chrf[i].score, chrf[i].mean, chrf[i].ci)
+        return SystemScores(named[i][0], *(round(float(v), 2) for v in values))
+
+    return Comparison(
+        scores(0),
+        scores(1),
+        1.0 if same else bleu[1].p_value,
+        1.0 if same else chrf[1].p_value,
+        test,
+        paired.n_samples,
+        {name: str(sig) for name, sig in signatures.items()},
+    )
+
+
+def system_outputs(
+    paths: Sequence[Path], ref_file: Path | None, input_file: Path | None, beam: int = 5, workers: int | None = None
+) -> tuple[list[tuple[str, list[str]]], list[str], str | None]:
+    """Each path's translations (a file as it is; a run dir translates the test set), the references (--ref, else
+    the test split of the first run dir), and the target language (of that run dir, else guessed from them)."""
+    from s2s_cli.inference.translator import Translator, decoding_workers
+
+    runs = [RunDir(p) for p in paths if p.is_dir() and RunDir(p).is_run_dir()]
+    if ref_file is None and not runs:
+        raise DataError("give --ref REFERENCES: neither system is a run dir whose test split could serve.")
+    refs = read_lines(ref_file or runs[0].split_path("test", "tgt"))
+    if input_file is None and runs and ref_file is not None:
+        raise DataError("--ref needs --input: the sources the run dirs translate.")
+    lang = runs[0].load_config().data.tgt_lang if runs else detect_lang(refs)
+    sources = read_lines(input_file or runs[0].split_path("test", "src")) if runs else []
+    named, count = [], decoding_workers(workers) if runs else 1
+    for path in paths:
+        if path in [run.path for run in runs]:
+            translator = Translator.from_run_dir(path, workers=count)
+            named.append((str(path), [t[0].text for t in translator.translate(sources, beam=beam)]))
+        else:
+            named.append((str(path), read_lines(path)))
+    return named, refs, lang

@@ -25,11 +25,13 @@ DATA = "data"
 TOKENIZERS = "tokenizers"
 CHECKPOINTS = "checkpoints"
 WEIGHTS = "model.weights.h5"
+UNAVERAGED = "model.unaveraged.weights.h5"  # the best step's weights, kept by `s2s average`
+AVERAGE = "average.json"  # which checkpoints model.weights.h5 averages, and its validation scores
 HISTORY = "history.jsonl"
 LOGS = "logs"
 LOCK = "train.lock"
 PREVIOUS = ".previous-training"
-TRAINING_OUTPUTS = (WEIGHTS, CHECKPOINTS, HISTORY, LOGS)
+TRAINING_OUTPUTS = (WEIGHTS, UNAVERAGED, AVERAGE, CHECKPOINTS, HISTORY, LOGS)
 SPLITS = ("train", "valid", "test")
 SIDES = ("src", "tgt")
 
@@ -164,6 +166,10 @@ class RunDir:
         if self.history_path.is_file():
             write_text_atomic(self.history_path, "".join(r.to_json() + "\n" for r in self.history() if r.step <= step))
 
+    def average(self) -> dict | None:
+        """What average.json says model.weights.h5 averages (steps, validation BLEU/chrF), or None."""
+        return read_json(self.path / AVERAGE) if (self.path / AVERAGE).is_file() else None
+
     def best_validation(self) -> Validation | None:
         """The validation of the weights in model.weights.h5: the one training last chose as best."""
         history = self.history()
@@ -195,9 +201,10 @@ class RunDir:
         block, and back if the block fails before it calls the yielded `discard` (which deletes them for good)."""
         aside = self.path / PREVIOUS
         items = [name for name in TRAINING_OUTPUTS if (self.path / name).exists() or (self.path / name).is_symlink()]
-        if aside.exists():  # left by a crash before the new training's first checkpoint: the old one is in there
-            items = []
-        else:
+        if not items and not aside.exists():  # nothing to keep
+            yield lambda: None
+            return
+        if not aside.exists():  # else it was left by a crash before the new training's first checkpoint: keep it
             aside.mkdir()
             for name in items:
                 (self.path / name).rename(aside / name)
@@ -229,10 +236,10 @@ class RunDir:
 
     # manifest -------------------------------------------------------------------------------------------
     def tracked_files(self) -> list[Path]:
-        """Files whose hashes the manifest records: config, splits, tokenizers, best weights."""
+        """Files whose hashes the manifest records: config, splits, tokenizers, weights, what an average is of."""
         files = [self.path / CONFIG] + [self.split_path(s, side) for s in SPLITS for side in SIDES]
         files += sorted(p for p in self.tokenizer_dir().glob("*") if p.is_file() and not p.name.startswith("."))
-        files.append(self.weights_path)
+        files += [self.weights_path, self.path / UNAVERAGED, self.path / AVERAGE]
         return [p for p in files if p.is_file()]
 
     def write_manifest(self) -> None:

@@ -136,10 +136,10 @@ def test_bad_flags_are_usage_errors_that_touch_nothing(trained):
 
 def test_a_forced_training_that_fails_before_its_first_checkpoint_puts_the_old_model_back(trained, monkeypatch):
     before = snapshot(trained.path)
-    from s2s_cli.training import trainer
+    from s2s_cli.training import steps
 
-    original = trainer.masked_loss
-    monkeypatch.setattr(trainer, "masked_loss", lambda *a: (original(*a)[0] * float("nan"), original(*a)[1]))
+    original = steps.masked_loss
+    monkeypatch.setattr(steps, "masked_loss", lambda *a: (original(*a)[0] * float("nan"), original(*a)[1]))
     with pytest.raises(TrainingError, match="no checkpoint was saved yet"):
         train(trained, tiny_config(trained, max_steps=3))
     assert snapshot(trained.path) == before

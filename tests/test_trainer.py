@@ -102,10 +102,10 @@ def test_a_training_in_progress_locks_the_run_dir(run):
 
 
 def test_nan_loss_stops_with_a_clear_error(run, monkeypatch):
-    from s2s_cli.training import trainer
+    from s2s_cli.training import steps
 
-    original = trainer.masked_loss
-    monkeypatch.setattr(trainer, "masked_loss", lambda *a: (original(*a)[0] * float("nan"), original(*a)[1]))
+    original = steps.masked_loss
+    monkeypatch.setattr(steps, "masked_loss", lambda *a: (original(*a)[0] * float("nan"), original(*a)[1]))
     with pytest.raises(TrainingError, match="loss became nan at step 1"):
         train(run, tiny_config(run))
 
@@ -204,9 +204,73 @@ def test_empty_validation_split_is_a_clear_error(tmp_path):
 
 def test_auto_precision_and_warmup_are_resolved_in_the_saved_config(run, monkeypatch):
     monkeypatch.setattr("s2s_cli.training.precision.detect_precision", lambda: "bf16")
+    trainer = build_trainer(run, tiny_config(run, warmup=None))
+    steps_per_epoch = trainer.updates_per_epoch()
+    assert 1 < steps_per_epoch < 100  # so that three epochs of warm-up are fewer than 400 steps
     train(run, tiny_config(run, precision="auto", warmup=None, max_steps=3))
     saved = run.load_config().train
     assert saved.precision == "bf16"
-    assert saved.warmup == 1  # at most a tenth of the 3 planned steps
-    train(run, tiny_config(run, precision="auto", warmup=None, max_steps=30, epochs=50), resume=False)
-    assert run.load_config().train.warmup == 3
+    assert saved.warmup == 3 * steps_per_epoch  # three epochs, not a share of the 3 steps planned
+    train(run, tiny_config(run, warmup=None, max_steps=1, batch_tokens=16))  # one pair a batch
+    assert run.load_config().train.warmup == 400
+
+
+def test_default_warmup_is_400_steps_or_three_epochs_of_a_small_corpus():
+    from s2s_cli.training.schedules import default_warmup
+
+    assert default_warmup(9) == 27  # the sample corpus: 9 batches an epoch
+    assert default_warmup(200) == 400
+    assert default_warmup(0) == 1
+
+
+def test_a_run_stopped_and_extended_follows_the_straight_schedule(run, tmp_path):
+    other = RunDir(tmp_path / "straight")
+    shutil.copytree(run.path, other.path)
+    straight = train(other, tiny_config(other, warmup=None, max_steps=40, epochs=50))
+    train(run, tiny_config(run, warmup=None, max_steps=20, epochs=50))
+    extended = train(run, run.load_config().with_overrides({}, {"max_steps": 40}), resume=True)
+    assert run.load_config().train.warmup == other.load_config().train.warmup
+    assert extended.weights_sha256 == straight.weights_sha256
+
+
+def test_kill_9_loses_at_most_the_steps_since_the_last_periodic_checkpoint(run, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from helpers import TINY_MODEL
+
+    other = RunDir(tmp_path / "straight")
+    shutil.copytree(run.path, other.path)
+    straight = train(other, tiny_config(other, max_steps=30, epochs=50))
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in TINY_MODEL.items()]
+    flags += ["--batch-tokens=512", "--lr=3e-3", "--warmup=10", "--patience=0", "--precision=float32"]
+    command = [sys.executable, "-m", "s2s_cli", "train", "-r", str(run.path), "--epochs=50", *flags]
+    killed = subprocess.Popen([*command, "--max-steps=100000", "--save-every=5"], stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not any(int(p.rsplit("-", 1)[1]) >= 10 for p in checkpoints.list_checkpoints(run)):
+            assert time.monotonic() < deadline and killed.poll() is None
+            time.sleep(0.05)
+    finally:
+        killed.send_signal(signal.SIGKILL)
+        killed.wait()
+    assert killed.returncode == -signal.SIGKILL
+    resumed = subprocess.run([*command, "--resume", "--max-steps=30", "--json"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads(resumed.stdout)["weights_sha256"] == straight.weights_sha256
+
+
+def test_validation_decodes_the_whole_validation_split_by_default(run, monkeypatch):
+    from s2s_cli.inference.translator import Translator
+
+    decoded = []
+    original = Translator.translate
+    monkeypatch.setattr(
+        Translator, "translate", lambda self, texts, **kw: decoded.append(len(texts)) or original(self, texts, **kw)
+    )
+    train(run, tiny_config(run, max_steps=1, valid_max_sentences=0))
+    assert decoded == [20]  # every validation sentence
+    decoded.clear()
+    train(run, tiny_config(run, max_steps=1, valid_max_sentences=7))
+    assert decoded == [7]

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from s2s_cli import __version__
-from s2s_cli.cli import evaluate, export, prepare, train, translate  # noqa: F401  (registers the commands)
+from s2s_cli.cli import average, compare, doctor, evaluate, export, prepare, train, translate  # noqa: F401
 from s2s_cli.cli.app import app, state
 
 __all__ = ["app", "main"]

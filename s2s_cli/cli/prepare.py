@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -57,6 +58,13 @@ def prepare(
         Optional[list[Path]], typer.Option(help="Test set instead of a split: a TSV, or --test SRC --test TGT.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the train/valid/test split.")] = DEFAULTS.seed,
+    tokenizers_from: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Reuse this run dir's tokenizers and languages (to fine-tune its model on this corpus with "
+            "`s2s train --init-from`); the tokenizer and language options are then taken from it."
+        ),
+    ] = None,
     strict: Annotated[bool, typer.Option(help="Fail on a malformed line instead of skipping it.")] = False,
     force: Annotated[bool, force_option("Replace an existing run dir.")] = False,
     json_out: JsonOpt = False,
@@ -80,7 +88,15 @@ def prepare(
         if files and len(files) > 2:
             raise typer.BadParameter(f"{name} takes one TSV file or a source and a target file.")
     result = run_prepare(
-        corpus, tgt_file, run_dir, data, force=force, strict=strict, valid_files=valid or (), test_files=test or ()
+        corpus,
+        tgt_file,
+        run_dir,
+        data,
+        force=force,
+        strict=strict,
+        valid_files=valid or (),
+        test_files=test or (),
+        tokenizers_from=tokenizers_from,
     )
     stats = result.stats
     rows = [("pairs read", stats.read), ("pairs kept", stats.kept)]
@@ -97,6 +113,10 @@ def prepare(
         ("languages", f"{cfg.src_lang or '?'} -> {cfg.tgt_lang or '?'}"),
         ("vocabulary (src / tgt)", f"{result.src_vocab} / {result.tgt_vocab}"),
     ]
+    if result.coverage is not None:
+        cov = result.coverage
+        rows.append(("unknown tokens in train (src / tgt)", f"{cov.src_unk_rate:.2%} / {cov.tgt_unk_rate:.2%}"))
+        rows.append(("characters not covered", " ".join(cov.uncovered) or "none"))
     console.stderr().print(console.table(f"prepared {run_dir}", rows))
     if json_out:
         console.print_json(
@@ -112,6 +132,7 @@ def prepare(
                 "tgt_lang": cfg.tgt_lang,
                 "src_vocab": result.src_vocab,
                 "tgt_vocab": result.tgt_vocab,
+                "coverage": dataclasses.asdict(result.coverage) if result.coverage else None,
             }
         )
     else:

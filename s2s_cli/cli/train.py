@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import fields
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -78,6 +79,27 @@ def train(
     ] = None,
     select: Annotated[Optional[Select], _train("select", "Keep the best weights by validation BLEU or loss.")] = None,
     valid_beam: Annotated[Optional[int], _train("valid_beam", "Beam for validation decoding.")] = None,
+    valid_max_sentences: Annotated[
+        Optional[int], _train("valid_max_sentences", "Decode only the first N validation sentences; 0 = all.")
+    ] = None,
+    accum_steps: Annotated[
+        Optional[int],
+        _train("accum_steps", "Batches whose gradients make one update (an N times larger batch in the same memory)."),
+    ] = None,
+    save_every: Annotated[
+        Optional[str],
+        typer.Option(
+            help="A checkpoint between validations every N steps (`500`) or minutes (`10m`); 0 = none.",
+            show_default="10m",
+        ),
+    ] = None,
+    init_from: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Start from this run dir's best weights (fine-tuning; the model shape is its, the run dir must be "
+            "prepared with --tokenizers-from it)."
+        ),
+    ] = None,
     precision: Annotated[
         Optional[Precision],
         _train(
@@ -109,6 +131,10 @@ def train(
     from s2s_cli.training.runner import train as run_train
 
     given = {k: v for k, v in locals().items() if v is not None}
+    if save_every is not None:
+        given.update(_save_every(save_every))
+    if init_from is not None:
+        given["init_from"] = str(init_from)
     run = RunDir(run_dir)
     config = plan_config(
         run,
@@ -128,3 +154,20 @@ def train(
     )
     if json_out:
         console.print_json(result.to_dict())
+
+
+def _save_every(value: str) -> dict[str, float]:
+    """--save-every N (steps) or Nm (minutes) as the two config fields."""
+    minutes = value.endswith("m")
+    try:
+        number = float(value[:-1]) if minutes else int(value)
+    except ValueError:
+        raise typer.BadParameter(f"--save-every {value!r}: give steps (500) or minutes (10m).") from None
+    return (
+        {"save_every_steps": 0, "save_every_minutes": number}
+        if minutes
+        else {
+            "save_every_steps": number,
+            "save_every_minutes": 0.0,
+        }
+    )

@@ -40,6 +40,11 @@ class Tokenizer(Protocol):
     def save(self, directory: Path, side: str) -> None: ...
 
 
+def words(text: str) -> list[str]:
+    """Words, punctuation marks and single CJK characters: what the word tokenizer splits text into."""
+    return _WORD_RE.findall(text)
+
+
 def _strip_specials(ids: Sequence[int]) -> list[int]:
     """Ids up to the first </s>, without <pad>/<s>."""
     out = []
@@ -129,7 +134,7 @@ class VocabTokenizer:
 
     @staticmethod
     def _split(kind: str, text: str) -> list[str]:
-        return list(text) if kind == TokenizerKind.CHAR else _WORD_RE.findall(text)
+        return list(text) if kind == TokenizerKind.CHAR else words(text)
 
     @property
     def vocab_size(self) -> int:

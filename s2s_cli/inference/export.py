@@ -128,7 +128,11 @@ def export(run: RunDir, out_dir: Path, beam: int = 5, alpha: float = 0.6, force:
 
 
 def _scores_at_export(run: RunDir) -> dict[str, Any] | None:
-    """The validation (step, loss, BLEU, chrF) of the weights being exported: the step training chose as best."""
+    """The validation of the weights being exported: of the checkpoints `s2s average` averaged (steps, BLEU,
+    chrF), or of the step training chose as best (step, loss, BLEU, chrF)."""
+    averaged = run.average()
+    if averaged is not None:
+        return {"averaged_steps": averaged["steps"], "bleu": averaged["bleu"], "chrf": averaged["chrf"]}
     best = run.best_validation()
     if best is None:
         return None
@@ -137,11 +141,13 @@ def _scores_at_export(run: RunDir) -> dict[str, Any] | None:
 
 def _readme(meta: dict[str, Any]) -> str:
     scores = meta["scores_at_export"]
-    score_line = (
-        f"Validation at export: BLEU {scores['bleu']}, chrF {scores['chrf']} (step {scores['step']})."
-        if scores
-        else "No validation scores were recorded."
-    )
+    if not scores:
+        score_line = "No validation scores were recorded."
+    else:
+        which = (
+            f"average of steps {scores['averaged_steps']}" if "averaged_steps" in scores else f"step {scores['step']}"
+        )
+        score_line = f"Validation at export: BLEU {scores['bleu']}, chrF {scores['chrf']} ({which})."
     return f"""# s2s translation model ({meta["src_lang"]} -> {meta["tgt_lang"]})
 
 A TensorFlow SavedModel written by `s2s export` (s2s {meta["s2s_version"]}, TensorFlow {meta["tensorflow_version"]}).

@@ -35,9 +35,13 @@ class Distribution:
     def scope(self):
         return self.strategy.scope()
 
+    def compile(self, fn: Callable, signature: list[tf.TensorSpec]) -> Callable:
+        """fn of batch tensors as one graph, traced once for every batch shape."""
+        return tf.function(fn, input_signature=signature)
+
     def compile_step(self, step: Callable) -> Callable:
-        """step(src, tgt_in, tgt_out, stop_flags) as one graph, traced once for every batch shape."""
-        return tf.function(step, input_signature=[IDS, IDS, IDS, FLAGS])
+        """step(src, tgt_in, tgt_out, stop_flags) as one graph."""
+        return self.compile(step, [IDS, IDS, IDS, FLAGS])
 
     def inputs(self, pairs: EncodedPairs, batches: list[np.ndarray], start: int) -> Iterator[Any]:
         """The batches from `start` on, as the compiled step takes them."""
@@ -55,8 +59,8 @@ class Distribution:
 class Replicated(Distribution):
     """Several replicas: each global batch is split into one part per replica."""
 
-    def compile_step(self, step: Callable) -> Callable:
-        return tf.function(step, reduce_retracing=True)  # per-replica inputs: one trace per input structure
+    def compile(self, fn: Callable, signature: list[tf.TensorSpec]) -> Callable:
+        return tf.function(fn, reduce_retracing=True)  # per-replica inputs: one trace per input structure
 
     def inputs(self, pairs: EncodedPairs, batches: list[np.ndarray], start: int) -> Iterator[Any]:
         """Each batch split across the replicas; None for one with fewer sentences than replicas, which every

@@ -13,7 +13,7 @@ import keras
 import tensorflow as tf
 
 from s2s_cli.files import atomic_path
-from s2s_cli.rundir import RunDir, Validation
+from s2s_cli.rundir import AVERAGE, UNAVERAGED, RunDir, Validation
 from s2s_cli.training.checkpoints import Checkpoints
 
 VALIDATION_SCALARS = ("valid_loss", "bleu", "chrf", "tgt_tokens_per_sec")
@@ -54,6 +54,8 @@ class Recorder:
             return
         with atomic_path(self.run.weights_path, suffix=".weights.h5") as tmp:
             model.save_weights(str(tmp))
+        for name in (UNAVERAGED, AVERAGE):  # an average of earlier checkpoints no longer is the model
+            self.run.file(name).unlink(missing_ok=True)
         self.run.write_manifest()
 
     def save_checkpoint(self, step: int) -> None:

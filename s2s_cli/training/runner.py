@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 from typing import Any
 
 import keras
 import tensorflow as tf
 
-from s2s_cli.config import RunConfig
+from s2s_cli.config import ModelConfig, RunConfig
 from s2s_cli.data.batching import encode_pairs, make_batches, read_split
 from s2s_cli.data.tokenizers import load_tokenizers
 from s2s_cli.errors import TrainingError
+from s2s_cli.files import sha256
 from s2s_cli.manifest import ManifestDamaged
+from s2s_cli.models import load_weights
 from s2s_cli.rundir import DATA, TOKENIZERS, RunDir
 from s2s_cli.training import signals
 from s2s_cli.training.checkpoints import has_checkpoints, latest_checkpoint
@@ -46,7 +49,30 @@ def plan_config(run: RunDir, model: dict[str, Any], train: dict[str, Any], resum
             f"{run.path} already has a trained model (and no checkpoint to continue from): "
             "`s2s train --force` starts over and replaces it."
         )
-    return RunConfig(saved.data).with_overrides(model, train)
+    init_from = train.get("init_from")
+    start = RunDir(init_from).load_config().model if init_from else ModelConfig()  # the model it starts from
+    config = RunConfig(saved.data, start).with_overrides(model, train)
+    if init_from:
+        _check_init_from(run, config, RunDir(init_from))
+    return config
+
+
+def _check_init_from(run: RunDir, config: RunConfig, source: RunDir) -> None:
+    """A model can start from `source`'s weights only with the same shape and the same tokenizers."""
+    source.require_weights()
+    source.verify_manifest()
+    theirs = source.load_config().model
+    changed = sorted(k for k in vars(config.model) if getattr(config.model, k) != getattr(theirs, k))
+    if changed:
+        raise TrainingError(
+            f"--init-from {source.path} has another model shape ({', '.join(changed)} differ): drop those options."
+        )
+    ours, its = (sorted((p.name, sha256(p)) for p in r.tokenizer_dir().iterdir() if p.is_file()) for r in (run, source))
+    if ours != its:
+        raise TrainingError(
+            f"{run.path} has other tokenizers than {source.path}: prepare it with "
+            f"`s2s prepare CORPUS --tokenizers-from {source.path}`."
+        )
 
 
 def set_seed(seed: int) -> None:
@@ -71,12 +97,12 @@ def load_training_data(run: RunDir, config: RunConfig) -> TrainingData:
 
 
 def with_warmup(config: RunConfig, steps_per_epoch: int) -> RunConfig:
-    """The config with an unset --warmup resolved from the planned number of steps."""
+    """The config with an unset --warmup resolved from the number of updates per epoch."""
     tc = config.train
     if tc.warmup is not None:
         return config
-    planned = tc.max_steps or tc.epochs * steps_per_epoch
-    return dataclasses.replace(config, train=dataclasses.replace(tc, warmup=default_warmup(planned)))
+    updates = math.ceil(steps_per_epoch / tc.accum_steps)
+    return dataclasses.replace(config, train=dataclasses.replace(tc, warmup=default_warmup(updates)))
 
 
 def build_trainer(
@@ -108,6 +134,8 @@ def train(run: RunDir, config: RunConfig, resume: bool = False, progress: TrainP
             trainer = build_trainer(run, config, progress, distribution)
             if resume:
                 trainer.resume()
+            elif config.train.init_from:
+                load_weights(trainer.model, RunDir(config.train.init_from).weights_path)
             aside = run.previous_training_aside() if chief and not resume else contextlib.nullcontext()
             with aside as discard:
                 trainer.recorder.on_checkpoint = discard

@@ -23,10 +23,14 @@ class WarmupInverseSqrt(keras.optimizers.schedules.LearningRateSchedule):
         return {"peak": self.peak, "warmup": self.warmup}
 
 
-def default_warmup(planned_steps: int) -> int:
-    """Warm-up steps when --warmup is not given: DEFAULT_WARMUP, but at most a tenth of the planned steps, so that a
-    small corpus still reaches the peak learning rate well before training ends."""
-    return max(1, min(DEFAULT_WARMUP, planned_steps // 10))
+WARMUP_EPOCHS = 3
+
+
+def default_warmup(steps_per_epoch: int) -> int:
+    """Warm-up steps when --warmup is not given: DEFAULT_WARMUP, but at most WARMUP_EPOCHS epochs, so that a small
+    corpus still reaches the peak learning rate early. It depends on the data only, not on when training stops, so
+    a run stopped and extended follows the schedule of one that ran straight through."""
+    return max(1, min(DEFAULT_WARMUP, WARMUP_EPOCHS * steps_per_epoch))
 
 
 def build_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:

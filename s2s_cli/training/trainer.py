@@ -6,26 +6,25 @@ import dataclasses
 import math
 import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
-
-import tensorflow as tf
 
 from s2s_cli.config import RunConfig
 from s2s_cli.data.batching import EncodedPairs, make_batches
 from s2s_cli.data.tokenizers import Tokenizer
 from s2s_cli.errors import TrainingError
 from s2s_cli.inference.translator import Translator
-from s2s_cli.models import build_model, masked_loss
+from s2s_cli.models import build_model
 from s2s_cli.rundir import RunDir, Validation
 from s2s_cli.training import signals
 from s2s_cli.training.checkpoints import Checkpoints, JsonState, list_checkpoints, weights_digest
 from s2s_cli.training.distribute import Distribution
 from s2s_cli.training.recorder import Recorder
 from s2s_cli.training.schedules import build_optimizer
+from s2s_cli.training.steps import Updates
 from s2s_cli.training.validation import Validator
 
-SUM = tf.distribute.ReduceOp.SUM
 LOG_EVERY = 20  # steps between TensorBoard points of the training loss
 
 
@@ -49,6 +48,8 @@ class TrainState:
     batch: int = 0
     train_seconds: float = 0.0
     train_tokens: int = 0
+    loss_sum: float = 0.0  # of the updates since the last validation, for its train_loss
+    loss_count: int = 0
 
     def tokens_per_sec(self) -> float:
         return self.train_tokens / max(self.train_seconds, 1e-9)
@@ -110,7 +111,7 @@ class Trainer:
             )
             self.optimizer = build_optimizer(tc)
             self.optimizer.build(self.model.trainable_variables)
-        self._step = distribution.compile_step(self._global_step)
+        self.updates = Updates(self.model, self.optimizer, tc, distribution)
         translator = Translator(config, self.model, data.src_tok, data.tgt_tok)
         self.validator = Validator(config, self.model, translator, data.valid, data.valid_text)
         self.state = TrainState()
@@ -118,8 +119,7 @@ class Trainer:
         checkpoints = Checkpoints(run, self.model, self.optimizer, checkpoint_state, tc.keep)
         self.recorder = Recorder(run, checkpoints, distribution.is_chief)
         self.last_record: Validation | None = None
-        self._loss_sum, self._loss_count = 0.0, 0
-        self._started = self._clock = 0.0
+        self._started = self._clock = self._saved = 0.0
 
     def _checkpoint_state(self) -> dict[str, Any]:
         return {"trainer": dataclasses.asdict(self.state), "selection": self.validator.state()}
@@ -128,33 +128,9 @@ class Trainer:
         self.state = TrainState(**saved["trainer"])
         self.validator.restore(saved["selection"])
 
-    # the step -------------------------------------------------------------------------------------------------
     def train_step(self, src, tgt_in, tgt_out, stop_flags=(0.0, 0.0)):
-        """One optimizer step on a global batch -> (mean loss, target tokens, summed stop flags), all global."""
-        return self._step(src, tgt_in, tgt_out, tf.constant(stop_flags, tf.float32))
-
-    def _global_step(self, src, tgt_in, tgt_out, stop_flags):
-        strategy = self.distribution.strategy
-        results = strategy.run(self._replica_step, args=(src, tgt_in, tgt_out, stop_flags))
-        # Every replica returns the same all-reduced values: take this process's first.
-        return tf.nest.map_structure(lambda x: strategy.experimental_local_results(x)[0], results)
-
-    def _replica_step(self, src, tgt_in, tgt_out, stop_flags):
-        context = tf.distribute.get_replica_context()
-        variables = self.model.trainable_variables
-        with tf.GradientTape() as tape:
-            logits = self.model((src, tgt_in), training=True)
-            loss, tokens = masked_loss(tgt_out, logits, self.config.train.label_smoothing)
-            loss_sum = loss * tokens
-            total_tokens = context.all_reduce(SUM, tokens)
-            scaled = loss_sum / tf.maximum(total_tokens, 1.0)  # this replica's share of the global mean
-        grads = context.all_reduce(SUM, tape.gradient(scaled, variables))  # the global batch's gradient
-        if self.config.train.clip_norm:
-            grads, _ = tf.clip_by_global_norm(grads, self.config.train.clip_norm)
-        self.optimizer.apply(self.distribution.share(grads), variables)
-        mean_loss = context.all_reduce(SUM, loss_sum) / tf.maximum(total_tokens, 1.0)
-        # identity: an input has no device under MultiWorkerMirroredStrategy, and all_reduce needs one
-        return mean_loss, total_tokens, context.all_reduce(SUM, tf.identity(stop_flags))
+        """One optimizer update on a global batch -> (mean loss, target tokens, summed stop flags), all global."""
+        return self.updates.one_batch(src, tgt_in, tgt_out, stop_flags)
 
     # the loop -------------------------------------------------------------------------------------------------
     def batches(self, epoch: int) -> list:
@@ -166,6 +142,9 @@ class Trainer:
         self.recorder.checkpoints.restore_latest()
         self.recorder.truncate_history(self.state.step)
 
+    def updates_per_epoch(self) -> int:
+        return math.ceil(len(self.batches(0)) / self.config.train.accum_steps)
+
     def fit(self) -> TrainResult:
         tc, state = self.config.train, self.state
         if state.epoch >= tc.epochs or self._limit_reached():
@@ -173,15 +152,18 @@ class Trainer:
                 f"{self.run.path} has already trained {state.epoch} epochs / {state.step} steps: "
                 "pass a larger --epochs or --max-steps to go on."
             )
-        self.progress.on_start(len(self.batches(0)), tc.epochs, state.step, state.epoch)
-        self._started = self._clock = time.perf_counter()
+        self.progress.on_start(self.updates_per_epoch(), tc.epochs, state.step, state.epoch)
+        self._started = self._clock = self._saved = time.perf_counter()
         stopped = None
         with signals.recorded() as received, self.recorder.tensorboard():
             while stopped is None:
-                for batch in self.distribution.inputs(self.data.train, self.batches(state.epoch), state.batch):
-                    stopped = self._train_on(batch, received)
+                inputs = self.distribution.inputs(self.data.train, self.batches(state.epoch), state.batch)
+                for group in group_batches(inputs, tc.accum_steps):
+                    stopped = self._train_on(group, received)
                     if not stopped and tc.valid_every and state.step % tc.valid_every == 0:
                         stopped = self._validate_and_checkpoint()
+                    elif not stopped and self._save_due():
+                        self._save_checkpoint()
                     if stopped:
                         break
                 else:  # the epoch ran to its end
@@ -192,7 +174,10 @@ class Trainer:
                         stopped = self._validate_and_checkpoint()
             if self.last_record is None or self.last_record.step != state.step:
                 self._validate_and_checkpoint()
-        last, selection = self.last_record, self.validator.selection
+        return self._result(stopped)
+
+    def _result(self, stopped: str) -> TrainResult:
+        state, last, selection = self.state, self.last_record, self.validator.selection
         return TrainResult(
             steps=state.step,
             epochs=state.epoch,
@@ -209,20 +194,20 @@ class Trainer:
             weights_sha256=weights_digest(self.model),
         )
 
-    def _train_on(self, batch: Any, received: list[int]) -> str | None:
-        """One optimizer step; updates the position, the loss average, the progress bar and TensorBoard.
+    def _train_on(self, group: list, received: list[int]) -> str | None:
+        """One optimizer update from a group of batches; updates the position, the loss average, the progress bar
+        and TensorBoard. A None in the group is a batch every process skips.
 
         Returns why training must stop now ("max_steps", "max_minutes") or None. The time limit and signals are
-        summed over all processes inside the step, so every worker stops after the same step.
+        summed over all processes inside the update, so every worker stops after the same one.
         """
         state, tc = self.state, self.config.train
-        if batch is None:
-            state.batch += 1
+        state.batch += len(group)
+        batches = [batch for batch in group if batch is not None]
+        if not batches:
             return None
-        (src, tgt_in), tgt_out = batch
         flags = (float(self._out_of_time()), float(bool(received)))
-        loss, tokens, agreed = self.train_step(src, tgt_in, tgt_out, flags)
-        loss = float(loss)
+        loss, tokens, agreed = self.updates(batches, flags)
         if not math.isfinite(loss):
             kept = (
                 "the last good checkpoint is kept: lower --lr or use --precision float32, then `s2s train --resume`"
@@ -231,22 +216,32 @@ class Trainer:
             )
             raise TrainingError(f"loss became {loss} at step {state.step + 1}; {kept}.")
         state.step += 1
-        state.batch += 1
-        state.train_tokens += int(tokens)
+        state.train_tokens += tokens
         now = time.perf_counter()
         state.train_seconds += now - self._clock
         self._clock = now
-        self._loss_sum, self._loss_count = self._loss_sum + loss, self._loss_count + 1
+        state.loss_sum, state.loss_count = state.loss_sum + loss, state.loss_count + 1
         lr = float(self.optimizer.learning_rate)
         self.progress.on_step(state.step, state.epoch, loss, state.tokens_per_sec(), lr)
         if state.step % LOG_EVERY == 0:
             self.recorder.log_step(state.step, loss, lr)
-        out_of_time, signalled = self.distribution.stop_flags(agreed.numpy(), (self._out_of_time(), bool(received)))
+        out_of_time, signalled = self.distribution.stop_flags(agreed, (self._out_of_time(), bool(received)))
         if signalled:  # a signal here or on another worker
             self._interrupt(received[0] if received else signal.SIGTERM)
         if out_of_time:
             return "max_minutes"
         return "max_steps" if tc.max_steps and state.step >= tc.max_steps else None
+
+    def _save_due(self) -> bool:
+        """A checkpoint between validations: every --save-every steps or minutes."""
+        tc = self.config.train
+        if tc.save_every_steps:
+            return self.state.step % tc.save_every_steps == 0
+        return bool(tc.save_every_minutes) and time.perf_counter() - self._saved >= 60 * tc.save_every_minutes
+
+    def _save_checkpoint(self) -> None:
+        self.recorder.save_checkpoint(self.state.step)
+        self._saved = time.perf_counter()
 
     def _limit_reached(self) -> str | None:
         if self.config.train.max_steps and self.state.step >= self.config.train.max_steps:
@@ -258,7 +253,7 @@ class Trainer:
         return bool(minutes and self._started and time.perf_counter() - self._started >= 60 * minutes)
 
     def _interrupt(self, signum: int) -> None:
-        self.recorder.save_checkpoint(self.state.step)
+        self._save_checkpoint()
         raise signals.interrupted(
             signum,
             f"checkpoint saved at step {self.state.step}; "
@@ -267,14 +262,27 @@ class Trainer:
 
     def _validate_and_checkpoint(self) -> str | None:
         """Validate, keep the weights if best, save a checkpoint; "patience" when early stopping says to stop."""
-        train_loss = self._loss_sum / max(self._loss_count, 1)
-        record = self.validator.validate(self.state.step, self.state.epoch, train_loss, self.state.tokens_per_sec())
-        self._loss_sum, self._loss_count = 0.0, 0
+        state = self.state
+        train_loss = state.loss_sum / max(state.loss_count, 1)
+        record = self.validator.validate(state.step, state.epoch, train_loss, state.tokens_per_sec())
+        state.loss_sum, state.loss_count = 0.0, 0
         if record.is_best:
             self.recorder.save_best_weights(self.model)
         self.recorder.log_validation(record)
         self.progress.on_validation(record)
         self.last_record = record
-        self.recorder.save_checkpoint(self.state.step)
+        self._save_checkpoint()
         self._clock = time.perf_counter()  # validation time does not count as training time
         return "patience" if self.validator.should_stop() else None
+
+
+def group_batches(inputs: Iterator[Any], size: int) -> Iterator[list]:
+    """The inputs in groups of `size` (the last of an epoch may be smaller): the batches of one update."""
+    group: list = []
+    for batch in inputs:
+        group.append(batch)
+        if len(group) == size:
+            yield group
+            group = []
+    if group:
+        yield group

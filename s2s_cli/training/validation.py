@@ -73,7 +73,8 @@ class Validator:
         """Loss, perplexity and BLEU/chrF of decoding the validation sources; updates the best step."""
         tc = self.config.train
         valid_loss = self.loss()
-        sources, refs = self.src_text[: tc.valid_max_sentences], self.ref_text[: tc.valid_max_sentences]
+        limit = tc.valid_max_sentences or None
+        sources, refs = self.src_text[:limit], self.ref_text[:limit]
         hyps = [t[0].text for t in self.translator.translate(sources, beam=tc.valid_beam)]
         scores = score(hyps, refs, self.config.data.tgt_lang)
         candidate = selection_score(tc.select, scores.bleu, valid_loss)

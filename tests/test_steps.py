@@ -1,0 +1,36 @@
+"""Updates: N accumulated batches make the update their union would make; the fused one-batch update is unchanged."""
+
+import numpy as np
+import pytest
+from helpers import TINY_MODEL, TINY_TRANSFORMER, tiny_config
+
+from s2s_cli.data.batching import collate
+from s2s_cli.training.runner import build_trainer
+
+
+@pytest.mark.parametrize("model", [TINY_MODEL, TINY_TRANSFORMER], ids=["rnn", "transformer"])
+def test_an_accumulated_update_equals_one_on_the_union_of_the_batches(run, model):
+    still = {**model, "dropout": 0.0}  # no dropout: the two updates see the same network
+    accumulating = build_trainer(run, tiny_config(run, still, accum_steps=3))
+    whole = build_trainer(run, tiny_config(run, still))
+    assert np.array_equal(accumulating.model.weights[0].numpy(), whole.model.weights[0].numpy())  # same start
+    parts = accumulating.batches(0)[:3]
+    loss_parts, tokens_parts, _ = accumulating.updates([collate(accumulating.data.train, p) for p in parts], (0, 0))
+    loss_union, tokens_union, _ = whole.updates([collate(whole.data.train, np.concatenate(parts))], (0, 0))
+    assert tokens_parts == tokens_union and loss_parts == pytest.approx(loss_union, rel=1e-5)
+    # Adam's first update is about lr * sign(gradient) whatever the gradient's size, so compare what it saw: its
+    # moments, (1 - beta_1) g and (1 - beta_2) g^2 of the gradient applied.
+    moments = [(a, b) for a, b in zip(accumulating.optimizer.variables, whole.optimizer.variables) if len(a.shape)]
+    for kind in ("momentum", "velocity"):
+        pairs = [(a, b) for a, b in moments if a.path.endswith(kind)]
+        scale = max(np.abs(b.numpy()).max() for _, b in pairs)  # padding differs between the batches: float noise
+        assert pairs and scale > 0
+        for a, b in pairs:
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-5 * scale, err_msg=a.path)
+
+
+def test_accumulation_counts_updates_not_batches(run):
+    trainer = build_trainer(run, tiny_config(run, accum_steps=2, epochs=1))
+    batches = len(trainer.batches(0))
+    trainer.fit()
+    assert trainer.state.step == (batches + 1) // 2 == trainer.updates_per_epoch()
