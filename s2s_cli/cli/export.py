@@ -19,6 +19,12 @@ from s2s_cli.cli.app import (
     force_option,
     handles_errors,
 )
+from s2s_cli.config import Choice
+
+
+class Format(Choice):
+    SAVEDMODEL = "savedmodel"
+    CTRANSLATE2 = "ctranslate2"
 
 
 @app.command()
@@ -31,17 +37,32 @@ def export(
     beam: BeamOpt = 5,
     length_penalty: LengthPenaltyOpt = 0.6,
     force: Annotated[bool, force_option("Replace OUT_DIR if it exists.")] = False,
+    format: Annotated[  # noqa: A002
+        Format, typer.Option("--format", help="savedmodel (TensorFlow Serving) or ctranslate2 (a Transformer only).")
+    ] = Format.SAVEDMODEL,
+    quantization: Annotated[
+        str, typer.Option(help="CTranslate2 weight type: float32, int16, int8, float16, int8_float16, ...")
+    ] = "float32",
     json_out: JsonOpt = False,
 ) -> None:
-    """Export the trained model as a string-in/string-out TensorFlow SavedModel for TensorFlow Serving.
+    """Export the trained model: a string-in/string-out TensorFlow SavedModel, or a CTranslate2 model.
 
-    Tokenization, search and detokenization run inside the graph: clients send raw sentences and get translations.
+    In the SavedModel, tokenization, search and detokenization run inside the graph: clients send raw sentences and
+    get translations. The CTranslate2 model holds the same weights, for `s2s translate --engine ctranslate2`.
     """
-    from s2s_cli.inference.export import export as run_export
     from s2s_cli.rundir import RunDir
 
-    metadata = run_export(RunDir(run_dir), out_dir, beam=beam, alpha=length_penalty, force=force)
-    console.info(f"serve with: tensorflow_model_server --model_base_path={out_dir.resolve().parent} --model_name=s2s")
+    if format == Format.CTRANSLATE2:
+        from s2s_cli.inference.ct2 import convert
+
+        metadata = convert(RunDir(run_dir), out_dir, quantization, force=force)
+        console.info(f"translate with: s2s translate --engine ctranslate2 --model {out_dir} TEXT")
+    else:
+        from s2s_cli.inference.export import export as run_export
+
+        metadata = run_export(RunDir(run_dir), out_dir, beam=beam, alpha=length_penalty, force=force)
+        server = f"tensorflow_model_server --model_base_path={out_dir.resolve().parent} --model_name=s2s"
+        console.info(f"serve with: {server}")
     if json_out:
         console.print_json({"path": str(out_dir), **metadata})
     else:

@@ -20,8 +20,14 @@ from s2s_cli.cli.app import (
     app,
     handles_errors,
 )
+from s2s_cli.config import Choice
 
 MIN_CHUNK = 512  # input lines read ahead: sorting by length happens within a chunk
+
+
+class Engine(Choice):
+    S2S = "s2s"
+    CTRANSLATE2 = "ctranslate2"
 
 
 @app.command()
@@ -35,6 +41,13 @@ def translate(
     length_penalty: LengthPenaltyOpt = 0.6,
     batch_size: Annotated[int, typer.Option(min=1, help="Sentences decoded together.")] = 256,
     workers: WorkersOpt = None,
+    engine: Annotated[
+        Engine, typer.Option(help="s2s: the run dir's model; ctranslate2: a model converted with `s2s export`.")
+    ] = Engine.S2S,
+    model: Annotated[
+        Optional[Path],
+        typer.Option(help="The CTranslate2 model (`s2s export --format ctranslate2 DIR`) for --engine ctranslate2."),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per input line.")] = False,
 ) -> None:
     """Translate sentences: one output line per input line, in order (--n-best K: K lines per input)."""
@@ -42,14 +55,21 @@ def translate(
 
     if n_best > beam:
         raise typer.BadParameter(f"--n-best {n_best} exceeds --beam {beam}.")
+    if (engine == Engine.CTRANSLATE2) != (model is not None):
+        raise typer.BadParameter("--engine ctranslate2 and --model DIR go together.")
     sources = _sources(text or [], input_file)
-    translator = Translator.from_run_dir(run_dir, workers=decoding_workers(workers))
+    if engine == Engine.CTRANSLATE2:
+        from s2s_cli.inference.ct2 import CT2Translator
+
+        translator = CT2Translator(model, workers=decoding_workers(workers))
+    else:
+        translator = Translator.from_run_dir(run_dir, workers=decoding_workers(workers))
     # Read ahead enough lines that every worker gets two batches.
     for chunk in _chunks(sources, max(MIN_CHUNK, 2 * translator.workers * batch_size)):
         results = translator.translate(chunk, beam=beam, n_best=n_best, alpha=length_penalty, batch_size=batch_size)
         if translator.truncated:
             console.warn(
-                f"{translator.truncated} input(s) longer than {translator.config.data.max_len} tokens were truncated."
+                f"{translator.truncated} input(s) longer than {translator.max_source_tokens} tokens were truncated."
             )
         for source, nbest in zip(chunk, results):
             if json_out:

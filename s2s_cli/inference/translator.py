@@ -161,12 +161,20 @@ class Translator:
                 raise
         return results
 
+    @property
+    def max_source_tokens(self) -> int:
+        return self.config.data.max_len
+
     def encode_sources(self, texts: Sequence[str]) -> list[list[int]]:
         """Tokenize sources, cutting any longer than the model's maximum source length."""
         max_len = self.config.data.max_len
         encoded = self.src_tok.encode([normalize(t) for t in texts])  # as prepare normalized the corpus
         self.truncated = sum(len(ids) > max_len for ids in encoded)
         return [ids[:max_len] for ids in encoded]
+
+
+def cpu_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def decoding_workers(requested: int | None = None) -> int:
@@ -178,7 +186,7 @@ def decoding_workers(requested: int | None = None) -> int:
     before its first op runs: called later, this leaves them as they are and only the worker count applies.
     """
     gpu = bool(tf.config.list_physical_devices("GPU"))
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = cpu_cores()
     workers = requested or (1 if gpu else min(cores, 4))
     if not gpu:
         try:

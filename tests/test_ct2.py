@@ -1,0 +1,88 @@
+"""CTranslate2: a converted Transformer translates exactly as s2s's own search does, greedy and beam."""
+
+import json
+import shutil
+
+import pytest
+from helpers import TINY_TRANSFORMER, tiny_config, write_sample
+from typer.testing import CliRunner
+
+from s2s_cli.cli import app
+from s2s_cli.config import DataConfig
+from s2s_cli.data.batching import read_split
+from s2s_cli.data.prepare import prepare
+from s2s_cli.errors import ConfigError
+from s2s_cli.inference.translator import Translator
+from s2s_cli.rundir import RunDir
+from s2s_cli.training.runner import train
+
+pytest.importorskip("ctranslate2", reason="the CTranslate2 engine needs the ctranslate2 package")
+from s2s_cli.inference.ct2 import CT2Translator, convert  # noqa: E402
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, RunDir]:
+    """Tiny float32 Transformers on 400 sample pairs (SentencePiece): separate vocabularies, and a joint one with
+    tied embeddings."""
+    root = tmp_path_factory.mktemp("ct2")
+    corpus = write_sample(root / "corpus.tsv", 400)
+    out = {}
+    for name, joint, tie, epochs in (("plain", False, False, 4), ("tied", True, True, 12)):
+        run = RunDir(root / name)
+        prepare(corpus, None, run.path, DataConfig(vocab_size=300, valid_size=20, test_size=30, joint=joint))
+        train(run, tiny_config(run, {**TINY_TRANSFORMER, "tie_embeddings": tie}, epochs=epochs))
+        out[name] = run
+    return out
+
+
+@pytest.mark.parametrize("name", ["plain", "tied"])
+def test_ctranslate2_outputs_equal_s2s_outputs(runs, tmp_path, name):
+    run = runs[name]
+    convert(run, tmp_path / "ct2")
+    ours, theirs = Translator.from_run_dir(run), CT2Translator(tmp_path / "ct2")
+    sources = read_split(run, "test")[0] + ["", "Hello, world."]
+    for beam, n_best in ((1, 1), (4, 3)):
+        expected = ours.translate(sources, beam=beam, n_best=n_best)
+        got = theirs.translate(sources, beam=beam, n_best=n_best)
+        assert [[t.text for t in hyps] for hyps in got] == [[t.text for t in hyps] for hyps in expected]
+        for hyps, want in zip(got, expected):
+            assert [t.score for t in hyps] == pytest.approx([t.score for t in want], abs=1e-3)
+    assert len({t.text for hyps in expected for t in hyps}) > 5  # different outputs: a mix-up would show
+
+
+def test_export_and_translate_through_the_cli(runs, tmp_path):
+    run, out = runs["plain"], tmp_path / "ct2"
+    result = runner.invoke(app, ["export", str(out), "-r", str(run.path), "--format", "ctranslate2", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["quantization"] == "float32" and (out / "tokenizers" / "src.model").is_file()
+    args = ["--beam", "3", "--n-best", "2", "--json", "Hello, world.", "I eat apples."]
+    ours = runner.invoke(app, ["translate", "-r", str(run.path), *args])
+    theirs = runner.invoke(app, ["translate", "--engine", "ctranslate2", "--model", str(out), *args])
+    assert theirs.exit_code == 0, theirs.output
+    texts = [[t["text"] for t in json.loads(line)["translations"]] for line in ours.stdout.splitlines()]
+    assert [[t["text"] for t in json.loads(line)["translations"]] for line in theirs.stdout.splitlines()] == texts
+    quantized = runner.invoke(
+        app,
+        ["export", str(tmp_path / "int8"), "-r", str(run.path), "--format", "ctranslate2", "--quantization", "int8"],
+    )
+    assert quantized.exit_code == 0, quantized.output
+    assert len(CT2Translator(tmp_path / "int8").translate(["Hello, world."], beam=1)) == 1
+    unpaired = runner.invoke(app, ["translate", "--engine", "ctranslate2", "hi"])
+    assert unpaired.exit_code == 2 and "--model" in unpaired.output
+
+
+def test_the_rnn_has_no_ctranslate2_counterpart(trained_run, tmp_path):
+    with pytest.raises(ConfigError, match="CTranslate2 has no architecture like s2s's RNN"):
+        convert(trained_run, tmp_path / "ct2")
+    assert not (tmp_path / "ct2").exists()
+
+
+def test_a_converted_model_is_replaced_only_with_force(runs, tmp_path):
+    out = tmp_path / "ct2"
+    convert(runs["plain"], out)
+    with pytest.raises(Exception, match="--force"):
+        convert(runs["plain"], out)
+    convert(runs["plain"], out, force=True)
+    shutil.rmtree(out)
