@@ -16,11 +16,15 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from s2s_cli.rundir import Validation
 
@@ -61,7 +65,7 @@ def table(title: str, rows: list[tuple[str, Any]]) -> Table:
 
 # TensorFlow's C++ start-up chatter on fd 2 that no environment variable turns off in current releases
 NATIVE_NOISE = (
-    r"^(?:[IW]\d{4} |E\d{4} .*(?:cuInit|cuda|CUDA)|WARNING: All log messages before absl::InitializeLog"
+    r"^(?:[IW]\d{4} |E\d{4} .*(?:cuInit|cuda|CUDA|oneDNN)|WARNING: All log messages before absl::InitializeLog"
     r"|To enable the following instructions|.*rebuild TensorFlow with the appropriate compiler flags)"
 )
 # Runs in its own process, so that what a crashing process wrote last still reaches the terminal.
@@ -107,6 +111,63 @@ def native_logs_filtered() -> Iterator[None]:
         real_stderr.close()
         with contextlib.suppress(subprocess.TimeoutExpired):
             filter_process.wait(timeout=5)
+
+
+SHADES = " ░▒▓█"
+
+
+def alignment_grid(alignment) -> Table:
+    """An alignment as a grid: a row per target token, a column per source token, darker for more attention."""
+    grid = Table(show_header=True, box=None, pad_edge=False, padding=(0, 1))
+    grid.add_column("")
+    for token in alignment.source_tokens:
+        grid.add_column(escape(token), justify="center")
+    for token, row in zip(alignment.target_tokens, alignment.weights):
+        grid.add_row(escape(token), *(SHADES[min(int(w * len(SHADES)), len(SHADES) - 1)] * 2 for w in row))
+    return grid
+
+
+def is_terminal() -> bool:
+    """Is stderr a terminal (where progress bars go)?"""
+    return sys.stderr.isatty()
+
+
+class _Rate(ProgressColumn):
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed or 0:,.0f} {self.unit}/s")
+
+
+class CountBar:
+    """Progress through `total` items (or an open count) on stderr, with items/s and the time left; nothing when
+    stderr is not a terminal. `advance(n)` counts n more done."""
+
+    def __init__(self, total: int | None, unit: str, description: str = "") -> None:
+        self.progress = None
+        if is_terminal():
+            columns = [TextColumn(description), BarColumn(), MofNCompleteColumn()] if total else [SpinnerColumn()]
+            columns += [_Rate(unit), TimeElapsedColumn()] + (
+                [TextColumn("ETA"), TimeRemainingColumn()] if total else []
+            )
+            # stdout stays the results': rich would otherwise print what is written to it above the bar
+            self.progress = Progress(*columns, console=stderr(), transient=True, redirect_stdout=False)
+            self.task = self.progress.add_task(description, total=total)
+
+    def __enter__(self) -> CountBar:
+        if self.progress:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress:
+            self.progress.stop()
+
+    def advance(self, count: int) -> None:
+        if self.progress:
+            self.progress.advance(self.task, count)
 
 
 class TrainBar:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,6 +84,7 @@ def evaluate(
     beam: int = 5,
     alpha: float = 0.6,
     workers: int = 1,
+    on_batch: Callable[[int], None] | None = None,
 ) -> Scores:
     """Score `hyp_file`, or the translations of `input_file` (default: the test split), against `ref_file` (default:
     the test split's targets); the translations are written to `output` if given."""
@@ -98,7 +99,7 @@ def evaluate(
         if len(sources) != len(refs):
             raise DataError(f"{len(sources)} source lines but {len(refs)} reference lines: give aligned files.")
         translator = Translator.from_run_dir(run, workers=workers)
-        hyps = [t[0].text for t in translator.translate(sources, beam=beam, alpha=alpha)]
+        hyps = [t[0].text for t in translator.translate(sources, beam=beam, alpha=alpha, on_batch=on_batch)]
     if output is not None:
         write_output(output, "".join(h + "\n" for h in hyps))
     return score(hyps, refs, config.data.tgt_lang)

@@ -24,6 +24,11 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def count_lines(path: Path) -> int:
+    with path.open("rb") as f:
+        return sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

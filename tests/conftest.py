@@ -45,3 +45,20 @@ def run(prepared_run: RunDir, tmp_path: Path) -> RunDir:
     copy = RunDir(tmp_path / "run dir ü")
     shutil.copytree(prepared_run.path, copy.path)
     return copy
+
+
+@pytest.fixture(scope="session")
+def spm_transformer_run(tmp_path_factory: pytest.TempPathFactory) -> RunDir:
+    """A tiny float32 Transformer on 400 sample pairs with SentencePiece, trained until its outputs differ from
+    sentence to sentence (read-only for tests)."""
+    from helpers import TINY_TRANSFORMER
+
+    from s2s_cli.training.runner import train
+
+    root = tmp_path_factory.mktemp("spm-transformer")
+    run = RunDir(root / "run")
+    prepare(
+        write_sample(root / "corpus.tsv", 400), None, run.path, DataConfig(vocab_size=300, valid_size=20, test_size=30)
+    )
+    train(run, tiny_config(run, TINY_TRANSFORMER, epochs=4))
+    return run

@@ -23,18 +23,15 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict[str, RunDir]:
+def runs(tmp_path_factory, spm_transformer_run) -> dict[str, RunDir]:
     """Tiny float32 Transformers on 400 sample pairs (SentencePiece): separate vocabularies, and a joint one with
     tied embeddings."""
     root = tmp_path_factory.mktemp("ct2")
-    corpus = write_sample(root / "corpus.tsv", 400)
-    out = {}
-    for name, joint, tie, epochs in (("plain", False, False, 4), ("tied", True, True, 12)):
-        run = RunDir(root / name)
-        prepare(corpus, None, run.path, DataConfig(vocab_size=300, valid_size=20, test_size=30, joint=joint))
-        train(run, tiny_config(run, {**TINY_TRANSFORMER, "tie_embeddings": tie}, epochs=epochs))
-        out[name] = run
-    return out
+    tied = RunDir(root / "tied")
+    data = DataConfig(vocab_size=300, valid_size=20, test_size=30, joint=True)
+    prepare(write_sample(root / "corpus.tsv", 400), None, tied.path, data)
+    train(tied, tiny_config(tied, {**TINY_TRANSFORMER, "tie_embeddings": True}, epochs=12))
+    return {"plain": spm_transformer_run, "tied": tied}
 
 
 @pytest.mark.parametrize("name", ["plain", "tied"])

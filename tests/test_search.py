@@ -149,3 +149,37 @@ def test_search_weights_leave_a_bf16_step_unchanged(arch):
     expected -= np.log(np.exp(expected).sum(-1, keepdims=True))
     np.testing.assert_allclose(log_probs.numpy()[:, real], expected, atol=1e-5)
     assert np.all(log_probs.numpy()[:, [PAD, BOS]] < -1e8)
+
+
+@pytest.mark.parametrize("arch", ["rnn", "transformer"])
+def test_no_unk_keeps_the_unknown_token_out_even_when_the_model_prefers_it(arch):
+    import keras
+
+    from s2s_cli.inference.search import Sampling, banned_tokens
+    from s2s_cli.inference.translator import sample_search
+    from s2s_cli.tokens import UNK
+
+    keras.utils.set_random_seed(8)
+    model = build_model(ModelConfig(arch=arch, **SMALL), 30, 20)
+    bias = model.output_bias.numpy()
+    bias[UNK] = 50.0  # <unk> is by far the likeliest token at every step
+    model.output_bias.assign(bias)
+    searcher, limits = Searcher(model), max_output_lengths((SRC != 0).sum(1))
+    assert all(h.ids and set(h.ids) == {UNK} for h in greedy_search(searcher, SRC, limits))
+    banned = banned_tokens(no_unk=True)
+    searches = [
+        [h.ids for h in greedy_search(searcher, SRC, limits, banned)],
+        [b[0].ids for b in beam_search(searcher, SRC, limits, beam=3, banned=banned)],
+        [h.ids for h in sample_search(searcher, SRC, limits, Sampling(temperature=2.0), 1, banned)],
+    ]
+    assert all(UNK not in ids for search in searches for ids in search)
+    assert all(any(search) for search in searches)  # they still say something
+
+
+def test_the_graph_and_numpy_length_limits_agree():
+    from s2s_cli.inference.common import output_limits
+
+    lengths = np.arange(0, 300, 7)
+    for ratio, cap in ((1.5, 512), (0.0, 512), (2.3, 100), (1.0, 40)):
+        expected = max_output_lengths(lengths, ratio=ratio, cap=cap).numpy().tolist()
+        assert output_limits(lengths, ratio=ratio, cap=cap).tolist() == expected

@@ -11,7 +11,17 @@ from typing import Annotated
 import typer
 
 from s2s_cli import __version__
-from s2s_cli.cli import average, compare, doctor, evaluate, export, prepare, train, translate  # noqa: F401
+from s2s_cli.cli import (  # noqa: F401 - importing the command modules registers them
+    average,
+    compare,
+    doctor,
+    evaluate,
+    export,
+    prepare,
+    serve,
+    train,
+    translate,
+)
 from s2s_cli.cli.app import app, state
 
 __all__ = ["app", "main"]

@@ -19,6 +19,7 @@ from s2s_cli.cli.app import (
     app,
     handles_errors,
 )
+from s2s_cli.files import count_lines
 
 
 @app.command()
@@ -49,16 +50,20 @@ def evaluate(
         raise typer.BadParameter("--input and --ref go together.")
     run = RunDir(run_dir)
     tgt_lang = run.load_config().data.tgt_lang
-    scores = run_evaluate(
-        run,
-        input_file,
-        ref,
-        hyp,
-        output,
-        beam=beam,
-        alpha=length_penalty,
-        workers=decoding_workers(workers) if hyp is None else 1,
-    )
+    source = input_file or run.split_path("test", "src")
+    total = count_lines(source) if hyp is None and console.is_terminal() and source.is_file() else None
+    with console.CountBar(total, "sentences") as bar:
+        scores = run_evaluate(
+            run,
+            input_file,
+            ref,
+            hyp,
+            output,
+            beam=beam,
+            alpha=length_penalty,
+            workers=decoding_workers(workers) if hyp is None else 1,
+            on_batch=bar.advance,
+        )
     if json_out:
         console.print_json({**scores.to_dict(), "beam": beam, "tgt_lang": tgt_lang})
         return

@@ -37,6 +37,8 @@ class Tokenizer(Protocol):
 
     def decode(self, ids: Sequence[int]) -> str: ...
 
+    def pieces(self, ids: Sequence[int]) -> list[str]: ...
+
     def save(self, directory: Path, side: str) -> None: ...
 
 
@@ -92,6 +94,9 @@ class SentencePieceTokenizer:
     def decode(self, ids: Sequence[int]) -> str:
         return self.sp.decode(_strip_specials(ids))
 
+    def pieces(self, ids: Sequence[int]) -> list[str]:
+        return [self.sp.id_to_piece(int(i)) for i in ids]
+
     def save(self, directory: Path, side: str) -> None:
         write_bytes_atomic(directory / f"{side}.model", self.model_proto)
         pieces = (f"{self.sp.id_to_piece(i)}\t{self.sp.get_score(i)}" for i in range(self.vocab_size))
@@ -146,6 +151,9 @@ class VocabTokenizer:
     def decode(self, ids: Sequence[int]) -> str:
         pieces = [self.tokens[i] if i != UNK else UNK_TEXT for i in _strip_specials(ids)]
         return "".join(pieces) if self.kind == TokenizerKind.CHAR else join_words(pieces)
+
+    def pieces(self, ids: Sequence[int]) -> list[str]:
+        return [self.tokens[int(i)] for i in ids]
 
     def save(self, directory: Path, side: str) -> None:
         write_json_atomic(directory / f"{side}.json", {"type": self.kind.value, "tokens": self.tokens})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from s2s_cli.inference.search import (
+    NEVER,
     drop_finished,
     encode_in_chunks,
     invariants,
@@ -18,7 +19,9 @@ from s2s_cli.tokens import BOS, EOS, PAD
 DEAD = float("-inf")  # the score of a hypothesis slot that holds none
 
 
-def beam_graph(model: EncoderDecoder, src, max_lengths, beam: int, alpha: float, n_best: int):
+def beam_graph(
+    model: EncoderDecoder, src, max_lengths, beam: int, alpha: float, n_best: int, banned: tuple[int, ...] = NEVER
+):
     """Beam search for a batch of sentences at once; rows of the decoder are (sentence, beam) pairs.
 
     Each step extends every live hypothesis by every token and takes the 2 * beam best extensions per sentence, in
@@ -30,7 +33,7 @@ def beam_graph(model: EncoderDecoder, src, max_lengths, beam: int, alpha: float,
     """
     if n_best > beam:
         raise ValueError("n_best must not exceed the beam size")
-    with search_weights(model):
+    with search_weights(model, banned):
         return _beam(model, src, max_lengths, beam, alpha, n_best)
 
 

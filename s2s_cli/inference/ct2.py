@@ -1,4 +1,5 @@
-"""CTranslate2: convert the Transformer into a CTranslate2 model (the same weights), and translate with it.
+"""CTranslate2: convert the Transformer into a CTranslate2 model (the same weights), and translate with it
+(without importing TensorFlow, which makes its start fast).
 
 The conversion fills a `ctranslate2.specs.TransformerSpec` (pre-norm, ReLU, scaled embeddings) with the model's
 weights: Keras keeps a Dense kernel as (in, out), CTranslate2 a linear weight as (out, in); self-attention's query,
@@ -23,10 +24,7 @@ from s2s_cli.data.corpus import normalize
 from s2s_cli.data.tokenizers import SentencePieceTokenizer, Tokenizer, VocabTokenizer, load_tokenizer
 from s2s_cli.errors import ConfigError, RunDirError
 from s2s_cli.files import check_replaceable, make_temp_dir, swap_in_dir, write_json_atomic
-from s2s_cli.inference.search import length_penalty, max_output_lengths
-from s2s_cli.inference.translator import Translation, Translator, cpu_cores
-from s2s_cli.models.base import NEG_INF
-from s2s_cli.models.transformer import sinusoids
+from s2s_cli.inference.common import Sampling, Translation, cpu_cores, length_penalty, output_limits
 from s2s_cli.rundir import RunDir
 from s2s_cli.tokens import BOS, PAD
 
@@ -46,6 +44,8 @@ def ctranslate2():
 
 def convert(run: RunDir, out_dir: Path, quantization: str = "float32", force: bool = False) -> dict[str, Any]:
     """Write the run's Transformer as a CTranslate2 model (with its tokenizers) to `out_dir`; returns the metadata."""
+    from s2s_cli.inference.translator import Translator  # TensorFlow: only to convert, not to translate
+
     run.require_weights()
     if out_dir.resolve() == run.path.resolve() or run.path.resolve() in out_dir.resolve().parents:
         raise RunDirError(f"{out_dir} is inside the run dir {run.path}: convert to a directory outside it.")
@@ -92,7 +92,10 @@ def _pieces(tok: Tokenizer) -> list[str]:
     return list(tok.tokens)
 
 
-def _spec(translator: Translator):
+def _spec(translator):
+    from s2s_cli.models.base import NEG_INF
+    from s2s_cli.models.transformer import sinusoids
+
     specs = ctranslate2().specs
     model, config = translator.model, translator.config.model
 
@@ -168,13 +171,34 @@ class CT2Translator:
         self.truncated = 0
 
     def translate(
-        self, texts: Sequence[str], beam: int = 5, n_best: int = 1, alpha: float = 0.6, batch_size: int = 256, **_
+        self,
+        texts: Sequence[str],
+        beam: int = 5,
+        n_best: int = 1,
+        alpha: float = 0.6,
+        batch_size: int = 256,
+        no_unk: bool = False,
+        sampling: Sampling | None = None,
+        max_length: int | None = None,
+        max_length_ratio: float = 1.5,
+        **_: Any,
     ) -> list[list[Translation]]:
+        """As `Translator.translate` (sampling draws CTranslate2's own random numbers, seeded alike)."""
         whole = self.src_tok.encode([normalize(t) for t in texts])  # as prepare normalized the corpus
         self.truncated = sum(len(ids) > self.max_len for ids in whole)
         encoded = [ids[: self.max_len] for ids in whole]
         results: list[list[Translation]] = [[Translation("", 0.0)] for _ in texts]
-        limits = max_output_lengths(np.array([len(ids) for ids in encoded]), cap=self.max_len * 2).numpy()
+        cap = max_length or self.max_len * 2
+        limits = output_limits([len(ids) for ids in encoded], ratio=max_length_ratio, cap=cap)
+        options: dict[str, Any] = {"disable_unk": no_unk}
+        if sampling is not None:
+            ctranslate2().set_random_seed(sampling.seed)
+            beam, n_best = 1, 1
+            options |= {
+                "sampling_topk": sampling.top_k or 0,
+                "sampling_topp": sampling.top_p,
+                "sampling_temperature": sampling.temperature,
+            }
         # one call per output length limit: CTranslate2 takes one limit for a batch, s2s one per sentence
         for limit in sorted({int(limits[i]) for i, ids in enumerate(encoded) if ids}):
             index = [i for i, ids in enumerate(encoded) if ids and limits[i] == limit]
@@ -187,6 +211,7 @@ class CT2Translator:
                 max_decoding_length=limit,
                 min_decoding_length=0,
                 return_scores=True,
+                **options,
             )
             for i, output in zip(index, outputs):
                 ranked = sorted(

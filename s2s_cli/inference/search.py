@@ -13,36 +13,38 @@ import contextlib
 import keras
 import tensorflow as tf
 
+from s2s_cli.inference.common import LENGTH_EXTRA, LENGTH_RATIO, Sampling, length_penalty
 from s2s_cli.models import EncoderDecoder
 from s2s_cli.models.base import NEG_INF
-from s2s_cli.tokens import BOS, EOS, PAD
+from s2s_cli.tokens import BOS, EOS, PAD, UNK
+
+NEVER = (PAD, BOS)  # never outputs: every search ends only at </s> or the length limit
+__all__ = ["NEVER", "Sampling", "length_penalty", "max_output_lengths"]
 
 
-def max_output_lengths(src_lengths, ratio: float = 1.5, extra: int = 10, cap: int = 512) -> tf.Tensor:
-    """Longest output per sentence, proportional to its source length: (batch,) int32."""
+def max_output_lengths(src_lengths, ratio: float = LENGTH_RATIO, extra: int = LENGTH_EXTRA, cap: int = 512):
+    """common.output_limits inside a graph (the SavedModel's): (batch,) int32."""
     src_lengths = tf.cast(src_lengths, tf.float32)
     return tf.minimum(tf.cast(src_lengths * ratio, tf.int32) + extra, cap)
 
 
-def length_penalty(length, alpha: float):
-    """GNMT length penalty ((5 + length) / 6) ** alpha; alpha 0 compares raw log-probabilities."""
-    return ((5.0 + length) / 6.0) ** alpha
+def banned_tokens(no_unk: bool) -> tuple[int, ...]:
+    return (*NEVER, UNK) if no_unk else NEVER
 
 
 @contextlib.contextmanager
-def search_weights(model: EncoderDecoder):
+def search_weights(model: EncoderDecoder, banned: tuple[int, ...] = NEVER):
     """Let the model read some of its weights as search wants them, each made once here rather than at every step.
 
-    - The output bias, with NEG_INF added at <pad> and <s>: they are never outputs, so every search ends only at </s> or
-      the length limit. Masking the logits instead costs an add over the whole vocabulary per step; the other
-      entries are unchanged.
+    - The output bias, with NEG_INF added at the `banned` tokens (<pad> and <s>, and <unk> with --no-unk). Masking
+      the logits instead costs an add over the whole vocabulary per step; the other entries are unchanged.
     - Under mixed precision, each weight that Keras casts to the compute dtype at every layer call (kernels,
       embeddings, biases) as a bf16 copy: inside a search loop every call is every step, and the casts took about a
       third of a bf16 greedy step. The copies hold exactly the values those casts give, so the outputs do not change.
       Layer norms' scales and offsets are left alone: Keras reads them in float32.
     """
     scope = keras.StatelessScope()
-    never = tf.reduce_sum(tf.one_hot([PAD, BOS], model.tgt_vocab, on_value=NEG_INF), 0)
+    never = tf.reduce_sum(tf.one_hot(list(banned), model.tgt_vocab, on_value=NEG_INF), 0)
     # StatelessScope converts what it is given to the variable's dtype, so set the mapping directly.
     scope.state_mapping[id(model.output_bias)] = model.output_bias.value + never
     if model.compute_dtype != model.variable_dtype:
@@ -58,7 +60,7 @@ def search_weights(model: EncoderDecoder):
 def step_log_probs(model: EncoderDecoder, tokens, memory, keys, src_mask, states):
     """tokens: (rows,) -> log-probabilities of the next token (rows, vocab) and the new states.
 
-    Call it inside `search_weights(model)`, which keeps <pad> and <s> out of the outputs."""
+    Call it inside `search_weights(model)`, which keeps the banned tokens out of the outputs."""
     logits, states = model.decode(tokens[:, None], memory, keys, src_mask, states, training=False)
     return tf.nn.log_softmax(logits[:, 0, :], axis=-1), states
 
@@ -101,23 +103,45 @@ def encode_in_chunks(model: EncoderDecoder, src, rows: int | None = None):
     return memory, keys, tf.not_equal(src, PAD), states
 
 
-def greedy_graph(model: EncoderDecoder, src, max_lengths):
+def greedy_graph(model: EncoderDecoder, src, max_lengths, banned: tuple[int, ...] = NEVER):
     """src: (batch, src_len) int32; max_lengths: (batch,) -> ids (batch, steps), scores (batch,).
 
     A row's ids end with </s> then <pad>s, or stop at its length limit; the score is the mean token log-probability.
     """
-    with search_weights(model):
-        return _greedy(model, src, max_lengths)
+    with search_weights(model, banned):
+        return _greedy(
+            model, src, max_lengths, lambda log_probs, t: tf.argmax(log_probs, axis=-1, output_type=tf.int32)
+        )
 
 
-def _greedy(model, src, max_lengths):
+def sample_graph(model: EncoderDecoder, src, max_lengths, seed, sampling: Sampling, banned: tuple[int, ...] = NEVER):
+    """As greedy_graph, but each token is drawn from the (filtered) distribution; seed: an int32 scalar."""
+
+    def pick(log_probs, t):
+        # log_probs: (rows, vocab); the draw depends on the seed, the step and the row's place in the batch
+        logits = log_probs / sampling.temperature
+        if sampling.top_k:
+            kth = tf.math.top_k(logits, k=min(sampling.top_k, model.tgt_vocab)).values[:, -1:]
+            logits = tf.where(logits < kth, NEG_INF, logits)
+        if sampling.top_p < 1.0:
+            ordered = tf.sort(logits, axis=-1, direction="DESCENDING")
+            before = tf.cumsum(tf.nn.softmax(ordered, axis=-1), axis=-1, exclusive=True)
+            smallest = tf.reduce_min(tf.where(before < sampling.top_p, ordered, -NEG_INF), axis=-1, keepdims=True)
+            logits = tf.where(logits < smallest, NEG_INF, logits)
+        return tf.random.stateless_categorical(logits, 1, seed=tf.stack([seed, t]), dtype=tf.int32)[:, 0]
+
+    with search_weights(model, banned):
+        return _greedy(model, src, max_lengths, pick)
+
+
+def _greedy(model, src, max_lengths, pick):
     batch, limit = tf.shape(src)[0], tf.maximum(tf.reduce_max(max_lengths), 0)  # 0 for no sentences
     memory, keys, src_mask, states = encode_in_chunks(model, src)
 
     def body(t, rows, done, tokens, context, states, outputs, scores, lengths):
         # rows: the sentence each decoder row belongs to; done: rows that finished but are still in the batch
         log_probs, states = step_log_probs(model, tokens, *context, states)
-        tokens = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
+        tokens = pick(log_probs, t)
         at = rows[:, None]
         outputs = tf.tensor_scatter_nd_update(
             outputs, tf.stack([rows, tf.fill(tf.shape(rows), t)], axis=1), tf.where(done, PAD, tokens)

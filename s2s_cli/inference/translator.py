@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -18,10 +17,11 @@ from s2s_cli.data.corpus import normalize
 from s2s_cli.data.tokenizers import Tokenizer, load_tokenizers
 from s2s_cli.errors import ConfigError
 from s2s_cli.inference.beam import beam_graph
-from s2s_cli.inference.search import greedy_graph, max_output_lengths, search_weights, step_log_probs
+from s2s_cli.inference.common import Alignment, Sampling, Translation, cpu_cores, cpu_workers, output_limits
+from s2s_cli.inference.search import NEVER, banned_tokens, greedy_graph, sample_graph, search_weights, step_log_probs
 from s2s_cli.models import EncoderDecoder, build_model, load_weights
 from s2s_cli.rundir import RunDir
-from s2s_cli.tokens import EOS, PAD
+from s2s_cli.tokens import BOS, EOS, PAD
 
 
 @dataclass(frozen=True)
@@ -30,57 +30,83 @@ class Hypothesis:
     score: float  # length-normalized log-probability
 
 
-@dataclass(frozen=True)
-class Translation:
-    text: str
-    score: float
-
-
 class Searcher:
-    """A model's searches compiled once per setting; takes and returns numpy / Python values."""
+    """A model's searches, each compiled once per setting; takes and returns numpy / Python values."""
 
     def __init__(self, model: EncoderDecoder) -> None:
         self.model = model
         ids = tf.TensorSpec([None, None], tf.int32)
         self.encode = tf.function(lambda src: model.encode(src, training=False), input_signature=[ids])
         self.step = tf.function(self._step, reduce_retracing=True)
-        self.greedy_fn = tf.function(
-            lambda src, max_lengths: greedy_graph(model, src, max_lengths),
-            input_signature=[ids, tf.TensorSpec([None], tf.int32)],
-        )
-        self._beam_fns: dict[tuple[int, float, int], tf.types.experimental.GenericFunction] = {}
+        self._fns: dict[tuple, tf.types.experimental.GenericFunction] = {}
         self._lock = threading.Lock()  # batches may be decoded on several threads at once
 
     def _step(self, *args):
         with search_weights(self.model):
             return step_log_probs(self.model, *args)
 
-    def beam_fn(self, beam: int, alpha: float, n_best: int):
-        key = (beam, float(alpha), n_best)
+    def _compiled(self, key: tuple, search: Callable, seeded: bool = False):
+        signature = [tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32)]
         with self._lock:
-            if key not in self._beam_fns:
-                self._beam_fns[key] = tf.function(
-                    lambda src, max_lengths: beam_graph(self.model, src, max_lengths, beam, alpha, n_best),
-                    input_signature=[tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32)],
-                )
-            return self._beam_fns[key]
+            if key not in self._fns:
+                extra = [tf.TensorSpec([], tf.int32)] if seeded else []
+                # autograph=False: the search graphs spell out their loops and conditions
+                self._fns[key] = tf.function(search, input_signature=signature + extra, autograph=False)
+            return self._fns[key]
+
+    def greedy_fn(self, banned: tuple[int, ...] = NEVER):
+        return self._compiled(("greedy", banned), lambda src, lengths: greedy_graph(self.model, src, lengths, banned))
+
+    def beam_fn(self, beam: int, alpha: float, n_best: int, banned: tuple[int, ...] = NEVER):
+        return self._compiled(
+            ("beam", beam, float(alpha), n_best, banned),
+            lambda src, lengths: beam_graph(self.model, src, lengths, beam, alpha, n_best, banned),
+        )
+
+    def sample_fn(self, sampling: Sampling, banned: tuple[int, ...] = NEVER):
+        return self._compiled(
+            ("sample", sampling.top_k, sampling.top_p, sampling.temperature, banned),
+            lambda src, lengths, seed: sample_graph(self.model, src, lengths, seed, sampling, banned),
+            seeded=True,
+        )
 
 
-def greedy_search(searcher: Searcher, src: np.ndarray, max_lengths) -> list[Hypothesis]:
+def greedy_search(
+    searcher: Searcher, src: np.ndarray, max_lengths, banned: tuple[int, ...] = NEVER
+) -> list[Hypothesis]:
     """src: (batch, src_len) padded ids; returns one hypothesis per row, without <s>/</s>."""
-    ids, scores = searcher.greedy_fn(tf.constant(src, tf.int32), tf.constant(max_lengths, tf.int32))
-    return [Hypothesis(_until_eos(row), float(score)) for row, score in zip(ids.numpy(), scores.numpy())]
+    ids, scores = searcher.greedy_fn(banned)(tf.constant(src, tf.int32), tf.constant(max_lengths, tf.int32))
+    return _hypotheses(ids, scores)
+
+
+def sample_search(
+    searcher: Searcher, src: np.ndarray, max_lengths, sampling: Sampling, seed: int, banned: tuple[int, ...] = NEVER
+) -> list[Hypothesis]:
+    """One sampled hypothesis per row; the same `seed` and batch give the same samples."""
+    fn = searcher.sample_fn(sampling, banned)
+    ids, scores = fn(tf.constant(src, tf.int32), tf.constant(max_lengths, tf.int32), tf.constant(seed, tf.int32))
+    return _hypotheses(ids, scores)
 
 
 def beam_search(
-    searcher: Searcher, src: np.ndarray, max_lengths, beam: int = 5, alpha: float = 0.6, n_best: int = 1
+    searcher: Searcher,
+    src: np.ndarray,
+    max_lengths,
+    beam: int = 5,
+    alpha: float = 0.6,
+    n_best: int = 1,
+    banned: tuple[int, ...] = NEVER,
 ) -> list[list[Hypothesis]]:
     """Per sentence, the `n_best` finished hypotheses sorted by length-penalized score."""
     if n_best > beam:
         raise ValueError("n_best must not exceed the beam size")
-    fn = searcher.beam_fn(beam, alpha, n_best)
+    fn = searcher.beam_fn(beam, alpha, n_best, banned)
     ids, scores, counts = (x.numpy() for x in fn(tf.constant(src, tf.int32), tf.constant(max_lengths, tf.int32)))
     return [[Hypothesis(_until_eos(ids[b, i]), float(scores[b, i])) for i in range(counts[b])] for b in range(len(ids))]
+
+
+def _hypotheses(ids, scores) -> list[Hypothesis]:
+    return [Hypothesis(_until_eos(row), float(score)) for row, score in zip(ids.numpy(), scores.numpy())]
 
 
 def _until_eos(ids: np.ndarray) -> list[int]:
@@ -124,8 +150,15 @@ class Translator:
         alpha: float = 0.6,
         batch_size: int = 256,
         on_batch: Callable[[int], None] | None = None,
+        no_unk: bool = False,
+        sampling: Sampling | None = None,
+        max_length: int | None = None,
+        max_length_ratio: float = 1.5,
     ) -> list[list[Translation]]:
-        """Translate each text; returns `n_best` translations per text (one empty one for an empty text)."""
+        """Translate each text; returns `n_best` translations per text (one empty one for an empty text).
+
+        Outputs are at most `max_length_ratio` x the source's tokens + 10, and `max_length` (default: twice the
+        longest source the model was trained on). `no_unk`: never <unk>. `sampling`: draw instead of searching."""
         if beam > self.tgt_tok.vocab_size:
             raise ConfigError(f"--beam {beam} is larger than the target vocabulary ({self.tgt_tok.vocab_size}).")
         results: list[list[Translation]] = [[Translation("", 0.0)] for _ in texts]
@@ -134,12 +167,19 @@ class Translator:
         # Longest batches first, so that with several workers no long batch is left to run alone at the end.
         batches = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)][::-1]
 
+        banned = banned_tokens(no_unk)
+        cap = max_length or self.config.data.max_len * 2
+        number = {id(index): n for n, index in enumerate(batches)}
+
         def decode(index: list[int]) -> list[list[Hypothesis]]:
             src = pad_ids([encoded[i] for i in index])
-            max_lengths = max_output_lengths((src != 0).sum(1), cap=self.config.data.max_len * 2)
+            max_lengths = output_limits((src != 0).sum(1), ratio=max_length_ratio, cap=cap)
+            if sampling is not None:  # each batch its own seed, so that batches do not draw alike
+                seed = (sampling.seed * 1_000_003 + number[id(index)]) % 2**31
+                return [[h] for h in sample_search(self.searcher, src, max_lengths, sampling, seed, banned)]
             if beam == 1 and n_best == 1:
-                return [[h] for h in greedy_search(self.searcher, src, max_lengths)]
-            return beam_search(self.searcher, src, max_lengths, beam=beam, alpha=alpha, n_best=n_best)
+                return [[h] for h in greedy_search(self.searcher, src, max_lengths, banned)]
+            return beam_search(self.searcher, src, max_lengths, beam=beam, alpha=alpha, n_best=n_best, banned=banned)
 
         def store(index: list[int], hyps: list[list[Hypothesis]]) -> None:
             for i, nbest in zip(index, hyps):
@@ -161,6 +201,22 @@ class Translator:
                 raise
         return results
 
+    def align(self, sources: Sequence[str], targets: Sequence[str]) -> list[Alignment]:
+        """The attention of each target (as its tokenizer splits it) over its source: the RNN's attention, the
+        Transformer's last-layer cross-attention averaged over heads."""
+        src_ids = self.encode_sources(sources)
+        tgt_ids = [ids[: self.config.data.max_len * 2] for ids in self.tgt_tok.encode(list(targets))]
+        alignments = []
+        for src, tgt in zip(src_ids, tgt_ids):
+            if not src or not tgt:
+                alignments.append(Alignment(self.src_tok.pieces(src), self.tgt_tok.pieces(tgt), []))
+                continue
+            weights = self.model.alignment(pad_ids([src]), pad_ids([tgt], prefix=(BOS,)))
+            matrix = np.asarray(weights)[0, : len(tgt), : len(src)]
+            rows = [[round(float(w), 4) for w in row] for row in matrix]
+            alignments.append(Alignment(self.src_tok.pieces(src), self.tgt_tok.pieces(tgt), rows))
+        return alignments
+
     @property
     def max_source_tokens(self) -> int:
         return self.config.data.max_len
@@ -173,10 +229,6 @@ class Translator:
         return [ids[:max_len] for ids in encoded]
 
 
-def cpu_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def decoding_workers(requested: int | None = None) -> int:
     """How many batches to decode at once (`--workers`), with TensorFlow's CPU thread pools set to match.
 
@@ -187,7 +239,7 @@ def decoding_workers(requested: int | None = None) -> int:
     """
     gpu = bool(tf.config.list_physical_devices("GPU"))
     cores = cpu_cores()
-    workers = requested or (1 if gpu else min(cores, 4))
+    workers = requested or (1 if gpu else cpu_workers())
     if not gpu:
         try:
             tf.config.threading.set_intra_op_parallelism_threads(max(1, cores // workers))

@@ -76,6 +76,11 @@ class EncoderDecoder(keras.Model):
         the source mask hides the padding, as it does any other."""
         raise NotImplementedError
 
+    def alignment(self, src, tgt_in):
+        """src: (batch, src_len), tgt_in: (batch, tgt_len) `<s> y1..` -> how much each target position attends to
+        each source position: (batch, tgt_len, src_len), rows summing to 1."""
+        raise NotImplementedError
+
     def call(self, inputs, training=False):
         src, tgt_in = inputs
         memory, keys, src_mask, states = self.encode(src, training=training)

@@ -82,8 +82,8 @@ class Attention(layers.Layer):
         # memory: (batch, src_len, units) -> keys: (batch, src_len, units)
         return memory if self.key_proj is None else self.key_proj(memory)
 
-    def call(self, query, memory, keys, src_mask):
-        # query: (batch, tgt_len, units); memory, keys: (batch, src_len, units); src_mask: (batch, src_len)
+    def attention_weights(self, query, keys, src_mask):
+        """query: (batch, tgt_len, units) -> attention weights (batch, tgt_len, src_len) float32."""
         if self.kind == "bahdanau":
             # (batch, tgt_len, 1, units) + (batch, 1, src_len, units) -> scores (batch, tgt_len, src_len)
             hidden = ops.tanh(ops.expand_dims(self.query_proj(query), 2) + ops.expand_dims(keys, 1))
@@ -93,7 +93,11 @@ class Attention(layers.Layer):
         # Mask and normalize in float32 so bf16 runs neither overflow nor attend to padding.
         scores = ops.cast(scores, "float32")
         scores = ops.where(ops.expand_dims(src_mask, 1), scores, NEG_INF)
-        weights = ops.cast(ops.softmax(scores, axis=-1), query.dtype)
+        return ops.softmax(scores, axis=-1)
+
+    def call(self, query, memory, keys, src_mask):
+        # query: (batch, tgt_len, units); memory, keys: (batch, src_len, units); src_mask: (batch, src_len)
+        weights = ops.cast(self.attention_weights(query, keys, src_mask), query.dtype)
         context = ops.matmul(weights, memory)  # (batch, tgt_len, units)
         return self.combine(ops.concatenate([context, query], axis=-1))
 
@@ -145,6 +149,11 @@ class Seq2Seq(EncoderDecoder):
 
         With tgt_len == 1 this is one incremental search step; the recurrent states carry the prefix.
         """
+        x, new_states = self._decoder_rnns(tgt_in, states, training)
+        hidden = self.dropout(self.attention(x, memory, keys, src_mask), training=training)
+        return self.project(hidden), new_states
+
+    def _decoder_rnns(self, tgt_in, states, training):
         n = state_size(self.config.cell)
         x = self.dropout(self.tgt_embedding(tgt_in), training=training)
         new_states = []
@@ -153,8 +162,13 @@ class Seq2Seq(EncoderDecoder):
             x, layer_states = out[0], list(out[1:])
             new_states += layer_states
             x = self.dropout(x, training=training) if i < len(self.decoder_rnns) - 1 else x
-        hidden = self.dropout(self.attention(x, memory, keys, src_mask), training=training)
-        return self.project(hidden), new_states
+        return x, new_states
+
+    def alignment(self, src, tgt_in):
+        """The attention over the source at each target position: (batch, tgt_len, src_len)."""
+        _, keys, src_mask, states = self.encode(src)
+        x, _ = self._decoder_rnns(tgt_in, states, False)
+        return self.attention.attention_weights(x, keys, src_mask)
 
     def tied_output_scale(self) -> float:
         return self.config.emb_dim**-0.5  # the embeddings are N(0, 1)

@@ -66,17 +66,20 @@ class MultiHeadAttention(layers.Layer):
         not transposed again at every search step."""
         return self.split_heads(self.k(x)), self.split_heads(self.v(x))
 
-    def call(self, query, keys, values, mask, training=False):
-        # query: (batch, q_len, d); keys, values: (batch, heads, k_len, head_dim) from project_kv;
-        # mask: (batch or 1, q_len or 1, k_len) bool
-        batch, q_len = ops.shape(query)[0], ops.shape(query)[1]
+    def probs(self, query, keys, mask):
+        """query: (batch, q_len, d) -> attention probabilities (batch, heads, q_len, k_len) float32.
+
+        keys: (batch, heads, k_len, head_dim) from project_kv; mask: (batch or 1, q_len or 1, k_len) bool."""
         q = self.split_heads(self.q(query))
         scores = ops.einsum("bhqd,bhkd->bhqk", q, keys) / float(np.sqrt(self.d_model // self.heads))
         scores = ops.where(ops.expand_dims(mask, 1), ops.cast(scores, "float32"), NEG_INF)
         with warnings.catch_warnings():  # one key at the first cached step: Keras warns about a size-1 softmax
             warnings.simplefilter("ignore", UserWarning)
-            probs = ops.softmax(scores, axis=-1)
-        weights = self.dropout(ops.cast(probs, query.dtype), training=training)
+            return ops.softmax(scores, axis=-1)
+
+    def call(self, query, keys, values, mask, training=False):
+        batch, q_len = ops.shape(query)[0], ops.shape(query)[1]
+        weights = self.dropout(ops.cast(self.probs(query, keys, mask), query.dtype), training=training)
         context = ops.reshape(ops.transpose(ops.matmul(weights, values), (0, 2, 1, 3)), (batch, q_len, self.d_model))
         return self.o(context)
 
@@ -105,16 +108,25 @@ class TransformerBlock(layers.Layer):
 
     def call(self, x, self_mask, cache=None, cross_kv=None, src_mask=None, training=False):
         """x: (batch, len, d). With `cache` (keys, values of earlier positions) returns (x, new cache)."""
-        h = self.self_norm(x)
-        keys, values = self.self_attn.project_kv(h)
-        if cache is not None:
-            keys, values = ops.concatenate([cache[0], keys], axis=2), ops.concatenate([cache[1], values], axis=2)
-        x = x + self.dropout(self.self_attn(h, keys, values, self_mask, training=training), training=training)
+        x, (keys, values) = self._self_attention(x, self_mask, cache, training)
         if self.cross_attn is not None:
             h = self.cross_norm(x)
             x = x + self.dropout(self.cross_attn(h, *cross_kv, src_mask, training=training), training=training)
         h = self.ff_out(self.dropout(self.ff_in(self.ff_norm(x)), training=training))
         return x + self.dropout(h, training=training), (keys, values)
+
+    def _self_attention(self, x, self_mask, cache, training):
+        h = self.self_norm(x)
+        keys, values = self.self_attn.project_kv(h)
+        if cache is not None:
+            keys, values = ops.concatenate([cache[0], keys], axis=2), ops.concatenate([cache[1], values], axis=2)
+        x = x + self.dropout(self.self_attn(h, keys, values, self_mask, training=training), training=training)
+        return x, (keys, values)
+
+    def cross_attention_probs(self, x, self_mask, cross_kv, src_mask):
+        """The cross-attention probabilities of the block's queries: (batch, heads, len, src_len)."""
+        x, _ = self._self_attention(x, self_mask, None, False)
+        return self.cross_attn.probs(self.cross_norm(x), cross_kv[0], src_mask)
 
     def get_config(self) -> dict:
         return {
@@ -191,3 +203,17 @@ class TransformerSeq2Seq(EncoderDecoder):
             x, (k, v) = block(x, causal, cache, (keys[2 * i], keys[2 * i + 1]), src_keys, training=training)
             new_states += [k, v]
         return self.project(self.decoder_norm(x)), new_states
+
+    def alignment(self, src, tgt_in):
+        """The last decoder layer's cross-attention, averaged over its heads: (batch, tgt_len, src_len)."""
+        _, keys, src_mask, _ = self.encode(src)
+        length = ops.shape(tgt_in)[1]
+        causal = ops.expand_dims(ops.arange(length)[None, :] <= ops.arange(length)[:, None], 0)
+        src_keys = ops.expand_dims(src_mask, 1)
+        x = self._embed(self.tgt_embedding, tgt_in, 0, False)
+        *earlier, last = self.decoder_blocks
+        for i, block in enumerate(earlier):
+            x, _ = block(x, causal, None, (keys[2 * i], keys[2 * i + 1]), src_keys)
+        n = len(earlier)
+        probs = last.cross_attention_probs(x, causal, (keys[2 * n], keys[2 * n + 1]), src_keys)
+        return ops.mean(probs, axis=1)
