@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--engine", choices=["s2s", "ctranslate2"], default="s2s")
     parser.add_argument("--model", type=Path, help="a CTranslate2 model of the run dir (default: convert it)")
     parser.add_argument("--quantization", default="float32", help="CTranslate2 weights when converting")
+    parser.add_argument("--precision", choices=["float32", "bf16"], help="s2s: decode in this (default: the run's)")
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
     args = parser.parse_args()
     lines = read_lines(args.input)
@@ -47,7 +48,7 @@ def main() -> None:
                 convert(RunDir(args.run_dir), model, args.quantization)
             translator = CT2Translator(model, workers=workers)
         else:
-            translator = Translator.from_run_dir(args.run_dir, workers=workers)
+            translator = Translator.from_run_dir(args.run_dir, workers=workers, precision=args.precision)
         translator.translate(lines[: args.batch_size], beam=args.beam, batch_size=args.batch_size)  # compile
         times = []
         for _ in range(max(args.repeat, 1)):
@@ -59,6 +60,7 @@ def main() -> None:
     result = {
         "engine": args.engine,
         "quantization": args.quantization if args.engine == "ctranslate2" else None,
+        "precision": args.precision if args.engine == "s2s" else None,
         "sentences_per_sec": round(len(lines) / elapsed, 1),
         "tokens_per_sec": round(tokens / elapsed, 1),
         "beam": args.beam,

@@ -88,11 +88,20 @@ class DataConfig:
     vocab_size: int = 4000  # per side
     joint: bool = False
     max_len: int = 100
-    valid_size: float = 0.05
+    valid_size: float = 0.05  # a fraction is at most 3,000 pairs
     test_size: float = 0.05
     seed: int = 1
+    spm_sample: int = 2_000_000  # sentences a side SentencePiece trains on, sampled from a larger corpus
+    spm_threads: int | None = None  # None: one per core (resolved by prepare)
 
-    LIMITS = {"vocab_size": (8, 1_000_000), "max_len": (1, 100_000), "valid_size": (0, BIG), "test_size": (0, BIG)}
+    LIMITS = {
+        "vocab_size": (8, 1_000_000),
+        "max_len": (1, 100_000),
+        "valid_size": (0, BIG),
+        "test_size": (0, BIG),
+        "spm_sample": (1_000, BIG),
+        "spm_threads": (1, 1024),
+    }
 
     def __post_init__(self) -> None:
         _check_fields(self)

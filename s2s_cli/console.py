@@ -170,6 +170,35 @@ class CountBar:
             self.progress.advance(self.task, count)
 
 
+class PhaseBar:
+    """One bar per phase of a long job (reading, splitting, encoding...) on stderr, when it is a terminal:
+    `update(phase, done, total)`."""
+
+    def __init__(self) -> None:
+        self.progress = None
+        self.tasks: dict[str, Any] = {}
+        if is_terminal():
+            columns = [TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+            columns += [TextColumn("ETA"), TimeRemainingColumn()]
+            self.progress = Progress(*columns, console=stderr(), transient=True, redirect_stdout=False)
+
+    def __enter__(self) -> PhaseBar:
+        if self.progress:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress:
+            self.progress.stop()
+
+    def update(self, phase: str, done: int, total: int) -> None:
+        if not self.progress:
+            return
+        if phase not in self.tasks:
+            self.tasks[phase] = self.progress.add_task(phase, total=total or None)
+        self.progress.update(self.tasks[phase], completed=done, total=total or None)
+
+
 class TrainBar:
     """A rich progress bar for training: epoch, step, loss, target tokens/s, learning rate, ETA."""
 

@@ -22,6 +22,7 @@ DEFAULT_RUN_DIR = Path("runs/default")
 
 CONFIG = "config.json"
 DATA = "data"
+SHARDS = "shards"
 TOKENIZERS = "tokenizers"
 CHECKPOINTS = "checkpoints"
 WEIGHTS = "model.weights.h5"
@@ -32,6 +33,7 @@ LOGS = "logs"
 LOCK = "train.lock"
 PREVIOUS = ".previous-training"
 TRAINING_OUTPUTS = (WEIGHTS, UNAVERAGED, AVERAGE, CHECKPOINTS, HISTORY, LOGS)
+MODEL_FILES = (CONFIG, TOKENIZERS, WEIGHTS, UNAVERAGED, AVERAGE)  # what translating needs (manifest entries)
 SPLITS = ("train", "valid", "test")
 SIDES = ("src", "tgt")
 
@@ -97,6 +99,11 @@ class RunDir:
     @property
     def weights_path(self) -> Path:
         return self.path / WEIGHTS
+
+    @property
+    def shards_dir(self) -> Path:
+        """The splits' token ids, encoded once (data/shards)."""
+        return self.path / DATA / SHARDS
 
     @property
     def checkpoints_dir(self) -> Path:
@@ -238,6 +245,7 @@ class RunDir:
     def tracked_files(self) -> list[Path]:
         """Files whose hashes the manifest records: config, splits, tokenizers, weights, what an average is of."""
         files = [self.path / CONFIG] + [self.split_path(s, side) for s in SPLITS for side in SIDES]
+        files += sorted(p for p in self.shards_dir.glob("*") if p.is_file() and not p.name.startswith("."))
         files += sorted(p for p in self.tokenizer_dir().glob("*") if p.is_file() and not p.name.startswith("."))
         files += [self.weights_path, self.path / UNAVERAGED, self.path / AVERAGE]
         return [p for p in files if p.is_file()]

@@ -60,5 +60,5 @@ def spm_transformer_run(tmp_path_factory: pytest.TempPathFactory) -> RunDir:
     prepare(
         write_sample(root / "corpus.tsv", 400), None, run.path, DataConfig(vocab_size=300, valid_size=20, test_size=30)
     )
-    train(run, tiny_config(run, TINY_TRANSFORMER, epochs=4))
+    train(run, tiny_config(run, {**TINY_TRANSFORMER, "d_model": 32, "ff_dim": 64}, epochs=12, lr=1e-2))
     return run

@@ -3,6 +3,7 @@
 import numpy as np
 
 from s2s_cli.data.batching import EncodedPairs, collate, dataset, encode_pairs, make_batches, read_split
+from s2s_cli.data.shards import ShardPairs
 from s2s_cli.data.tokenizers import load_tokenizers
 from s2s_cli.tokens import BOS, EOS, PAD
 
@@ -48,5 +49,26 @@ def test_a_split_is_encoded_with_the_run_tokenizers_and_cut_to_max_len(prepared_
     src, tgt = read_split(prepared_run, "valid")
     assert len(src) == len(tgt) == 20
     pairs = encode_pairs(src, tgt, src_tok, tgt_tok, max_len=5)
-    assert pairs.src[0] == src_tok.encode([src[0]])[0][:5] and max(len(ids) for ids in pairs.tgt) == 5
-    assert tgt_tok.decode(pairs.tgt[1]) == tgt[1][:5]  # characters: the first five of the sentence
+    assert pairs.src(0) == src_tok.encode([src[0]])[0][:5] and max(pairs.tgt_lengths) == 5
+    assert tgt_tok.decode(pairs.tgt(1)) == tgt[1][:5]  # characters: the first five of the sentence
+
+
+def test_the_shards_hold_what_the_tokenizers_give(prepared_run):
+    src_tok, tgt_tok = load_tokenizers(prepared_run, prepared_run.load_config())
+    src, tgt = read_split(prepared_run, "valid")
+    shards = ShardPairs(prepared_run.shards_dir, "valid")
+    assert len(shards) == len(src) == 20
+    assert [shards.src(i).tolist() for i in range(20)] == src_tok.encode(src)
+    assert [shards.tgt(i).tolist() for i in range(20)] == tgt_tok.encode(tgt)
+
+
+def test_windows_sort_within_themselves_and_cover_every_pair_once():
+    pairs = EncodedPairs([[5] * (i % 13 + 1) for i in range(1000)], [[6] * (i % 7 + 1) for i in range(1000)])
+    batches = make_batches(pairs, 64, seed=1, window=100)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
+    again = make_batches(pairs, 64, seed=1, window=100)
+    assert len(again) == len(batches) and all(np.array_equal(a, b) for a, b in zip(batches, again))
+    for index in batches:  # within a window, lengths are sorted: a batch spans few of the 13 source lengths
+        assert np.ptp(pairs.src_lengths[index]) <= 4
+    whole = make_batches(pairs, 64, seed=1, window=1000)  # one window: the whole split sorted at once
+    assert len(whole) < len(batches)  # ten windows pack a little worse than one

@@ -3,9 +3,10 @@
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from s2s_cli.data.corpus import normalize, read_corpus, read_lines, resolve_size, split_pairs
+from s2s_cli.data.corpus import TEST, TRAIN, VALID, assign_splits, held_out_sizes, normalize, read_corpus, read_lines
 from s2s_cli.errors import DataError
 
 
@@ -76,19 +77,19 @@ def test_unusable_corpus_is_a_clear_error(tmp_path, make, message):
 
 
 def test_split_is_deterministic_and_disjoint():
-    pairs = [(str(i), str(i)) for i in range(100)]
-    a = split_pairs(pairs, 0.1, 5, seed=3)
-    assert a == split_pairs(pairs, 0.1, 5, seed=3)
-    assert a != split_pairs(pairs, 0.1, 5, seed=4)
-    assert [len(a[k]) for k in ("train", "valid", "test")] == [85, 10, 5]
-    assert sorted(p for split in a.values() for p in split) == sorted(pairs)
+    roles = assign_splits(100, 10, 5, seed=3)
+    assert np.array_equal(roles, assign_splits(100, 10, 5, seed=3))
+    assert not np.array_equal(roles, assign_splits(100, 10, 5, seed=4))
+    assert [int((roles == r).sum()) for r in (TRAIN, VALID, TEST)] == [85, 10, 5]
+
+
+def test_held_out_sizes_are_counts_or_capped_fractions():
+    assert held_out_sizes(0.05, 0.05, 4000) == (200, 200)
+    assert held_out_sizes(7, 0.1, 4000) == (7, 400)
+    assert held_out_sizes(0.05, 0.05, 2_000_000) == (3000, 3000)  # a big corpus: fixed-size sets, as WMT's
+    assert held_out_sizes(5000, 0, 2_000_000) == (5000, 0)  # a count is taken as given
     with pytest.raises(DataError, match="leave no training pairs"):
-        split_pairs(pairs, 60, 40, seed=1)
-
-
-def test_resolve_size():
-    assert resolve_size(0.05, 4000) == 200
-    assert resolve_size(7, 4000) == 7
+        held_out_sizes(60, 40, 100)
 
 
 def test_read_lines_rejects_invalid_utf8(tmp_path):

@@ -55,9 +55,11 @@ def spm_runs(tmp_path_factory) -> dict[str, RunDir]:
     for arch in ("rnn", "transformer"):
         run = RunDir(root / arch)
         shutil.copytree(prepared, run.path)
-        model = {**TINY_MODEL, "arch": arch, "d_model": 16, "heads": 2, "ff_dim": 32}
-        precision = "bf16" if arch == "transformer" else "float32"
-        train(run, tiny_config(run, model, epochs=3, precision=precision))
+        if arch == "rnn":  # trained until it writes Chinese words, not only punctuation
+            train(run, tiny_config(run, {**TINY_MODEL, "emb_dim": 32, "hidden": 32}, epochs=15, lr=1e-2))
+        else:
+            model = {**TINY_MODEL, "arch": arch, "d_model": 16, "heads": 2, "ff_dim": 32}
+            train(run, tiny_config(run, model, epochs=3, precision="bf16"))
         runs[arch] = run
     return runs
 
@@ -95,7 +97,8 @@ def test_saved_model_translates_like_s2s_translate(spm_runs, exported, arch):
     assert served["translations"] == [t[0].text for t in expected]
     assert served["scores"] == pytest.approx([t[0].score for t in expected], abs=1e-3)
     assert served["translations"][1] == ""  # an empty input gives an empty translation
-    assert any(is_cjk(ch) for text in served["translations"] for ch in text)  # Chinese comes out of the graph
+    # Chinese words, not only punctuation, come out of the graph
+    assert any(is_cjk(ch) and ch not in "。，？！" for text in served["translations"] for ch in text)
     assert served["empty_batch"] == [0]
 
 

@@ -43,10 +43,12 @@ def prepare(
         int, typer.Option(help="Vocabulary size per side (a small corpus gets fewer).")
     ] = DEFAULTS.vocab_size,
     joint: Annotated[bool, typer.Option(help="One vocabulary shared by source and target.")] = DEFAULTS.joint,
-    valid_size: Annotated[str, typer.Option(help="Validation pairs: a count or a fraction.")] = str(
+    valid_size: Annotated[str, typer.Option(help="Validation pairs: a count, or a fraction (at most 3,000).")] = str(
         DEFAULTS.valid_size
     ),
-    test_size: Annotated[str, typer.Option(help="Test pairs: a count or a fraction.")] = str(DEFAULTS.test_size),
+    test_size: Annotated[str, typer.Option(help="Test pairs: a count, or a fraction (at most 3,000).")] = str(
+        DEFAULTS.test_size
+    ),
     max_len: Annotated[
         int, typer.Option(help="Drop training pairs with a side longer than this many tokens.")
     ] = DEFAULTS.max_len,
@@ -58,6 +60,9 @@ def prepare(
         Optional[list[Path]], typer.Option(help="Test set instead of a split: a TSV, or --test SRC --test TGT.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the train/valid/test split.")] = DEFAULTS.seed,
+    spm_sample: Annotated[
+        int, typer.Option(help="Sentences a side SentencePiece trains on, sampled from a larger corpus.")
+    ] = DEFAULTS.spm_sample,
     tokenizers_from: Annotated[
         Optional[Path],
         typer.Option(
@@ -83,21 +88,24 @@ def prepare(
         valid_size=_split_size(valid_size),
         test_size=_split_size(test_size),
         seed=seed,
+        spm_sample=spm_sample,
     )
     for name, files in (("--valid", valid), ("--test", test)):
         if files and len(files) > 2:
             raise typer.BadParameter(f"{name} takes one TSV file or a source and a target file.")
-    result = run_prepare(
-        corpus,
-        tgt_file,
-        run_dir,
-        data,
-        force=force,
-        strict=strict,
-        valid_files=valid or (),
-        test_files=test or (),
-        tokenizers_from=tokenizers_from,
-    )
+    with console.PhaseBar() as bar:
+        result = run_prepare(
+            corpus,
+            tgt_file,
+            run_dir,
+            data,
+            force=force,
+            strict=strict,
+            valid_files=valid or (),
+            test_files=test or (),
+            tokenizers_from=tokenizers_from,
+            progress=bar.update,
+        )
     stats = result.stats
     rows = [("pairs read", stats.read), ("pairs kept", stats.kept)]
     rows += [

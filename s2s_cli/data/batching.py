@@ -1,9 +1,10 @@
-"""Training batches: length-bucketed, sized by tokens or sentences, seeded per epoch, fed through tf.data."""
+"""Training batches: length-bucketed within shuffle windows, sized by tokens or sentences, seeded per epoch,
+fed through tf.data."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import tensorflow as tf
@@ -13,21 +14,38 @@ from s2s_cli.rundir import RunDir
 from s2s_cli.tokens import BOS, EOS, PAD
 
 Batch = tuple[tuple[np.ndarray, np.ndarray], np.ndarray]
+WINDOW = 200_000  # pairs sorted by length together; a corpus up to this size is sorted whole
 
 
-@dataclass(frozen=True)
+class Pairs(Protocol):
+    """A split's token ids: in memory (EncodedPairs) or on disk (shards.ShardPairs)."""
+
+    src_lengths: np.ndarray
+    tgt_lengths: np.ndarray
+
+    def __len__(self) -> int: ...
+
+    def src(self, i: int) -> Sequence[int]: ...
+
+    def tgt(self, i: int) -> Sequence[int]: ...
+
+
 class EncodedPairs:
-    """Token ids of a split, encoded once and kept in memory for every epoch."""
+    """Token ids of a split held in memory (validation, tests)."""
 
-    src: list[list[int]]
-    tgt: list[list[int]]
+    def __init__(self, src: list[list[int]], tgt: list[list[int]]) -> None:
+        self.src_ids, self.tgt_ids = src, tgt
+        self.src_lengths = np.array([len(s) for s in src], np.int32)
+        self.tgt_lengths = np.array([len(t) for t in tgt], np.int32)
 
     def __len__(self) -> int:
-        return len(self.src)
+        return len(self.src_ids)
 
-    def target_tokens(self) -> int:
-        """Label tokens per epoch: each target plus its </s>."""
-        return sum(len(t) + 1 for t in self.tgt)
+    def src(self, i: int) -> list[int]:
+        return self.src_ids[i]
+
+    def tgt(self, i: int) -> list[int]:
+        return self.tgt_ids[i]
 
 
 def read_split(run: RunDir, split: str) -> tuple[list[str], list[str]]:
@@ -42,25 +60,42 @@ def encode_pairs(src: list[str], tgt: list[str], src_tok: Tokenizer, tgt_tok: To
 
 
 def make_batches(
-    pairs: EncodedPairs,
+    pairs: Pairs,
     batch_tokens: int,
     batch_size: int = 0,
     seed: int = 0,
     epoch: int = 0,
     shuffle: bool = True,
+    window: int = WINDOW,
 ) -> list[np.ndarray]:
     """Group sentence indices into batches of similar length; batch order shuffled by (seed, epoch).
 
-    A batch holds at most `batch_size` sentences if that is set, else as many as keep
-    rows * longest side (padded) within `batch_tokens`.
+    The pairs are shuffled into windows of `window` (a smaller split is one window), each sorted by length, so
+    that a batch holds sentences of similar length without the whole corpus being sorted at once. A batch holds
+    at most `batch_size` sentences if that is set, else as many as keep rows * longest side (padded) within
+    `batch_tokens`.
     """
     rng = np.random.default_rng([seed, epoch])
-    src_len = np.array([len(s) for s in pairs.src])
-    tgt_len = np.array([len(t) + 1 for t in pairs.tgt])
-    tie_break = rng.random(len(pairs)) if shuffle else np.arange(len(pairs))
-    order = np.lexsort((tie_break, tgt_len, src_len))  # by source length, then target length
+    src_len, tgt_len = pairs.src_lengths, pairs.tgt_lengths + 1
+    count = len(pairs)
+    windows = (
+        [np.arange(count)]
+        if count <= window or not shuffle
+        else np.array_split(rng.permutation(count), -(-count // window))
+    )
+    batches: list[np.ndarray] = []
+    for index in windows:
+        tie_break = rng.random(len(index)) if shuffle else np.arange(len(index))
+        order = index[np.lexsort((tie_break, tgt_len[index], src_len[index]))]  # by source length, then target
+        batches += _cut(order, src_len, tgt_len, batch_tokens, batch_size)
+    if shuffle:
+        rng.shuffle(batches)
+    return batches
+
+
+def _cut(order: np.ndarray, src_len, tgt_len, batch_tokens: int, batch_size: int) -> list[np.ndarray]:
     batches, current, longest = [], [], 0
-    for i in order:
+    for i in order.tolist():
         width = max(longest, src_len[i], tgt_len[i])
         full = len(current) >= batch_size if batch_size else (len(current) + 1) * width > batch_tokens
         if current and full:
@@ -70,8 +105,6 @@ def make_batches(
         longest = width
     if current:
         batches.append(np.array(current))
-    if shuffle:
-        rng.shuffle(batches)
     return batches
 
 
@@ -84,14 +117,14 @@ def pad_ids(seqs: Sequence[Sequence[int]], prefix: Sequence[int] = (), suffix: S
     return out
 
 
-def collate(pairs: EncodedPairs, index: np.ndarray) -> Batch:
+def collate(pairs: Pairs, index: np.ndarray) -> Batch:
     """Teacher forcing: decoder input `<s> y1..yn`, label `y1..yn </s>`, both padded to one length."""
-    src = pad_ids([pairs.src[i] for i in index])
-    tgt = [pairs.tgt[i] for i in index]
+    src = pad_ids([pairs.src(i) for i in index])
+    tgt = [pairs.tgt(i) for i in index]
     return (src, pad_ids(tgt, prefix=(BOS,))), pad_ids(tgt, suffix=(EOS,))
 
 
-def dataset(pairs: EncodedPairs, batches: Sequence[np.ndarray], start: int = 0) -> tf.data.Dataset:
+def dataset(pairs: Pairs, batches: Sequence[np.ndarray], start: int = 0) -> tf.data.Dataset:
     """A prefetching tf.data pipeline over `batches[start:]`, padding done off the training thread."""
 
     def generate() -> Iterator[Batch]:

@@ -154,52 +154,73 @@ def _read_parallel(src_path: Path, tgt_path: Path, stats: CorpusStats, strict: b
             yield line_no, src, tgt
 
 
-def read_corpus(path: Path, tgt_path: Path | None = None, strict: bool = False) -> tuple[list[Pair], CorpusStats]:
-    """Read, normalize and dedupe pairs from a TSV (src<TAB>tgt[<TAB>...]) or two aligned files."""
+def clean_pairs(
+    path: Path, tgt_path: Path | None, stats: CorpusStats, strict: bool = False
+) -> Iterator[tuple[int, str, str]]:
+    """(line number, source, target) of each usable pair of a TSV (src<TAB>tgt[<TAB>...]) or two aligned files,
+    normalized, streamed; what is dropped (duplicates aside) is counted in `stats`."""
     _check_file(path)
     if tgt_path is not None:
         _check_file(tgt_path)
-    stats = CorpusStats()
     rows = _read_tsv(path, stats, strict) if tgt_path is None else _read_parallel(path, tgt_path, stats, strict)
-    seen: set[Pair] = set()
-    pairs: list[Pair] = []
     for line_no, src_raw, tgt_raw in rows:
         src, tgt = normalize(src_raw), normalize(tgt_raw)
-        if not src or not tgt:
+        if src and tgt:
+            yield line_no, src, tgt
+        else:
             stats.drop("empty side", line_no)
-        elif (src, tgt) in seen:
+
+
+def check_usable(path: Path, stats: CorpusStats) -> None:
+    """A corpus without one usable pair is a DataError saying why."""
+    if stats.kept:
+        return
+    if stats.read == 0:
+        raise DataError(f"{path} is empty: give a corpus with one source<TAB>target pair per line.")
+    raise DataError(f"no usable pairs in {path}: read {stats.read} lines, {stats.describe_drops()}.")
+
+
+def read_corpus(path: Path, tgt_path: Path | None = None, strict: bool = False) -> tuple[list[Pair], CorpusStats]:
+    """All usable pairs of a corpus in memory, duplicates dropped (for validation and test sets, and doctor)."""
+    stats = CorpusStats()
+    seen: set[Pair] = set()
+    pairs: list[Pair] = []
+    for line_no, src, tgt in clean_pairs(path, tgt_path, stats, strict):
+        if (src, tgt) in seen:
             stats.drop("duplicate", line_no)
         else:
             seen.add((src, tgt))
             pairs.append((src, tgt))
     stats.kept = len(pairs)
-    if not pairs:
-        if stats.read == 0:
-            raise DataError(f"{path} is empty: give a corpus with one source<TAB>target pair per line.")
-        raise DataError(f"no usable pairs in {path}: read {stats.read} lines, {stats.describe_drops()}.")
+    check_usable(path, stats)
     return pairs, stats
 
 
-def resolve_size(size: float, total: int) -> int:
-    """A split size given as a count (>= 1) or a fraction of `total` (< 1)."""
-    return int(size) if size >= 1 else int(round(size * total))
+MAX_HELD_OUT = 3_000  # the most pairs a validation or test set given as a fraction gets
 
 
-def split_pairs(pairs: list[Pair], valid_size: float, test_size: float, seed: int) -> dict[str, list[Pair]]:
-    """Shuffle with `seed` and cut off valid and test; the rest is train."""
-    n_valid, n_test = resolve_size(valid_size, len(pairs)), resolve_size(test_size, len(pairs))
-    if n_valid + n_test >= len(pairs):
+def held_out_sizes(valid_size: float, test_size: float, total: int) -> tuple[int, int]:
+    """The validation and test sizes: a count (>= 1), or a fraction of `total` (< 1) of at most MAX_HELD_OUT."""
+    n_valid, n_test = (
+        int(size) if size >= 1 else min(int(round(size * total)), MAX_HELD_OUT) for size in (valid_size, test_size)
+    )
+    if n_valid + n_test >= total:
         raise DataError(
-            f"--valid-size ({n_valid}) + --test-size ({n_test}) leave no training pairs out of {len(pairs)}: "
+            f"--valid-size ({n_valid}) + --test-size ({n_test}) leave no training pairs out of {total}: "
             "make them smaller."
         )
-    order = np.random.default_rng(seed).permutation(len(pairs))
-    shuffled = [pairs[i] for i in order]
-    return {
-        "valid": shuffled[:n_valid],
-        "test": shuffled[n_valid : n_valid + n_test],
-        "train": shuffled[n_valid + n_test :],
-    }
+    return n_valid, n_test
+
+
+TRAIN, VALID, TEST = 0, 1, 2
+
+
+def assign_splits(total: int, n_valid: int, n_test: int, seed: int) -> np.ndarray:
+    """(total,) uint8: the split of each pair (TRAIN, VALID or TEST), drawn with `seed`; 1 byte a pair."""
+    chosen = np.random.default_rng(seed).choice(total, n_valid + n_test, replace=False)
+    roles = np.full(total, TRAIN, np.uint8)
+    roles[chosen[:n_valid]], roles[chosen[n_valid:]] = VALID, TEST
+    return roles
 
 
 def iter_lines(path: Path) -> Iterator[str]:

@@ -3,20 +3,39 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+from array import array
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
 from s2s_cli.config import DataConfig, RunConfig
-from s2s_cli.data.corpus import CorpusStats, Pair, read_corpus, split_pairs
-from s2s_cli.data.tokenizers import Tokenizer, load_tokenizers, train_tokenizer
+from s2s_cli.data.corpus import (
+    TEST,
+    TRAIN,
+    VALID,
+    CorpusStats,
+    Pair,
+    assign_splits,
+    check_usable,
+    clean_pairs,
+    held_out_sizes,
+    read_corpus,
+)
+from s2s_cli.data.dedupe import Deduplicator
+from s2s_cli.data.shards import PARALLEL_FROM, write_shards
+from s2s_cli.data.tokenizers import Tokenizer, load_tokenizers, train_tokenizer_files
 from s2s_cli.errors import RunDirError
-from s2s_cli.files import check_replaceable, make_temp_dir, swap_in_dir, write_text_atomic
+from s2s_cli.files import check_replaceable, count_lines, make_temp_dir, swap_in_dir
 from s2s_cli.languages import CJK_LANGS, detect_lang
-from s2s_cli.rundir import TOKENIZERS, RunDir
+from s2s_cli.rundir import DATA, SIDES, SPLITS, TOKENIZERS, RunDir
 from s2s_cli.tokens import UNK
+
+Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -50,8 +69,12 @@ def prepare(
     valid_files: Sequence[Path] = (),
     test_files: Sequence[Path] = (),
     tokenizers_from: Path | None = None,
+    progress: Progress | None = None,
 ) -> PrepareResult:
     """Write config.json, tokenizers/, data/ and manifest.json into `run_dir` (replacing it only with `force`).
+
+    The corpus is streamed twice (read, clean and find duplicates; write the splits): memory does not grow with it
+    beyond about 14 bytes a pair. `progress(phase, done, total)` hears how far each phase is.
 
     `valid_files` / `test_files` (a TSV, or a source and a target file) replace the split cut from the corpus.
     `tokenizers_from`: a run dir whose tokenizers and languages are reused (to fine-tune its model on this corpus).
@@ -70,7 +93,7 @@ def prepare(
     check_replaceable(run_dir, force, existing.is_run_dir(), what, "--run-dir", inputs)
     # a training on the old run dir would go on writing into the new one
     with existing.training_lock() if existing.is_run_dir() else contextlib.nullcontext():
-        return _prepare(corpus, tgt_file, run_dir, data, strict, valid_files, test_files, source)
+        return _prepare(corpus, tgt_file, run_dir, data, strict, valid_files, test_files, source, progress or _quiet)
 
 
 def _prepare(
@@ -82,56 +105,159 @@ def _prepare(
     valid_files: Sequence[Path],
     test_files: Sequence[Path],
     source: RunDir | None,
+    progress: Progress,
 ) -> PrepareResult:
-    pairs, stats = read_corpus(corpus, tgt_file, strict=strict)
+    stats, firsts, line_numbers = _find_duplicates(corpus, tgt_file, strict, progress)
     given = {
         name: read_corpus(files[0], files[1] if len(files) > 1 else None, strict=strict)[0]
         for name, files in (("valid", valid_files), ("test", test_files))
         if files
     }
-    valid_size = 0 if "valid" in given else data.valid_size
-    splits = {**split_pairs(pairs, valid_size, 0 if "test" in given else data.test_size, data.seed), **given}
-    data = replace(
-        data,
-        src_lang=data.src_lang or detect_lang([s for s, _ in splits["train"]]),
-        tgt_lang=data.tgt_lang or detect_lang([t for _, t in splits["train"]]),
+    sizes = held_out_sizes(
+        0 if "valid" in given else data.valid_size, 0 if "test" in given else data.test_size, stats.kept
     )
-    if source is not None:
-        src_tok, tgt_tok = load_tokenizers(source, source.load_config())
-        coverage = _coverage(src_tok, tgt_tok, splits["train"])
-    else:
-        src_tok, tgt_tok = _train_tokenizers(data, splits["train"])
-        coverage = None
-    splits["train"], too_long = _drop_too_long(splits["train"], src_tok, tgt_tok, data.max_len)
-    if not splits["train"]:
-        raise RunDirError(f"every training pair is longer than --max-len {data.max_len} tokens: raise --max-len.")
-    config = RunConfig(data=data)
-
+    roles = assign_splits(stats.kept, *sizes, data.seed)
     staging = RunDir(make_temp_dir(run_dir.parent, prefix=f".{run_dir.name}.prepare-"))
     try:
-        for split, split_pairs_ in splits.items():
-            for side, column in (("src", 0), ("tgt", 1)):
-                text = "".join(pair[column] + "\n" for pair in split_pairs_)
-                write_text_atomic(staging.split_path(split, side), text)
+        counts, sample = _write_splits(corpus, tgt_file, strict, firsts, roles, staging, given, progress)
+        data = replace(
+            data,
+            src_lang=data.src_lang or detect_lang(s for s, _ in sample),
+            tgt_lang=data.tgt_lang or detect_lang(t for _, t in sample),
+            spm_threads=data.spm_threads or cpu_count(),
+        )
+        files = {split: {side: staging.split_path(split, side) for side in SIDES} for split in SPLITS}
+        progress("tokenizers", 0, 1)
         if source is not None:  # the files themselves, so that their hashes match the source's
             shutil.copytree(source.tokenizer_dir(), staging.tokenizer_dir())
+            src_tok, tgt_tok = load_tokenizers(source, source.load_config())
+            coverage = _coverage(src_tok, tgt_tok, sample)
         else:
+            src_tok, tgt_tok = _train_tokenizers(data, files["train"], counts["train"])
             src_tok.save(staging.tokenizer_dir(), "src")
             tgt_tok.save(staging.tokenizer_dir(), "tgt")
+            coverage = None
+        progress("tokenizers", 1, 1)
+        too_long = 0
+        for split in SPLITS:  # training pairs over --max-len are dropped; validation and test pairs cut
+            progress(f"encoding {split}", 0, counts[split])
+            workers = cpu_count() if counts[split] >= PARALLEL_FROM else 1
+            tokenizers = (staging.tokenizer_dir(), data.tokenizer)
+            written, dropped = write_shards(
+                staging.shards_dir, split, files[split], tokenizers, data.max_len, split == "train", workers
+            )
+            counts[split], too_long = written, too_long + dropped
+            progress(f"encoding {split}", written, written)
+        if not counts["train"]:
+            raise RunDirError(f"every training pair is longer than --max-len {data.max_len} tokens: raise --max-len.")
+        config = RunConfig(data=data)
         staging.save_config(config)
         staging.write_manifest()
         swap_in_dir(staging.path, run_dir)
     finally:
         shutil.rmtree(staging.path, ignore_errors=True)
-    return PrepareResult(
-        config=config,
-        stats=stats,
-        split_sizes={name: len(p) for name, p in splits.items()},
-        too_long=too_long,
-        src_vocab=src_tok.vocab_size,
-        tgt_vocab=tgt_tok.vocab_size,
-        coverage=coverage,
+    return PrepareResult(config, stats, counts, too_long, src_tok.vocab_size, tgt_tok.vocab_size, coverage)
+
+
+def _quiet(phase: str, done: int, total: int) -> None:
+    pass
+
+
+def _find_duplicates(
+    corpus: Path, tgt_file: Path | None, strict: bool, progress: Progress
+) -> tuple[CorpusStats, np.ndarray, array]:
+    """The first pass: counts what is dropped, and which usable pairs are the first of their kind."""
+    stats, dedupe, line_numbers = CorpusStats(), Deduplicator(), array("I")
+    pairs = clean_pairs(corpus, tgt_file, stats, strict)
+    total = count_lines(corpus) if corpus.is_file() else 0
+    for n, (line_no, src, tgt) in enumerate(pairs):
+        dedupe.add(src, tgt)
+        line_numbers.append(line_no)
+        if n % 10_000 == 0:
+            progress("reading", stats.read, total)
+    firsts = dedupe.firsts()
+    for index in np.flatnonzero(~firsts):
+        stats.drop("duplicate", line_numbers[index])
+    stats.kept = int(firsts.sum())
+    check_usable(corpus, stats)
+    progress("reading", total, total)
+    return stats, firsts, line_numbers
+
+
+def _write_splits(
+    corpus: Path,
+    tgt_file: Path | None,
+    strict: bool,
+    firsts: np.ndarray,
+    roles: np.ndarray,
+    staging: RunDir,
+    given: dict[str, list[Pair]],
+    progress: Progress,
+) -> tuple[dict[str, int], list[Pair]]:
+    """The second pass: each kept pair to its split's files, in corpus order. Returns the pairs per split and the
+    first training pairs (to detect languages and measure coverage)."""
+    (staging.path / DATA).mkdir(parents=True, exist_ok=True)
+    names = {TRAIN: "train", VALID: "valid", TEST: "test"}
+    outputs = {
+        split: {side: staging.split_path(split, side).open("w", encoding="utf-8") for side in SIDES} for split in SPLITS
+    }
+    counts, sample, kept = dict.fromkeys(SPLITS, 0), [], 0
+    try:
+        pairs = clean_pairs(corpus, tgt_file, CorpusStats(), strict)
+        for index, (_, src, tgt) in enumerate(pairs):
+            if not firsts[index]:
+                continue
+            split = names[int(roles[kept])]
+            kept += 1
+            if split in given:
+                continue  # replaced by the file given
+            outputs[split]["src"].write(src + "\n")
+            outputs[split]["tgt"].write(tgt + "\n")
+            counts[split] += 1
+            if split == "train" and len(sample) < SAMPLE_PAIRS:
+                sample.append((src, tgt))
+            if kept % 10_000 == 0:
+                progress("splitting", kept, len(roles))
+        for split, pairs_given in given.items():
+            for src, tgt in pairs_given:
+                outputs[split]["src"].write(src + "\n")
+                outputs[split]["tgt"].write(tgt + "\n")
+            counts[split] = len(pairs_given)
+    finally:
+        for files in outputs.values():
+            for f in files.values():
+                f.close()
+    progress("splitting", len(roles), len(roles))
+    return counts, sample
+
+
+SAMPLE_PAIRS = 100_000  # training pairs kept in memory to detect languages and measure tokenizer coverage
+
+
+def _train_tokenizers(data: DataConfig, train: dict[str, Path], sentences: int) -> tuple[Tokenizer, Tokenizer]:
+    """SentencePiece (or char/word) trained on the training split's files, each side on a sample of at most
+    --spm-sample sentences (of both sides together with --joint)."""
+    kwargs = {
+        "kind": data.tokenizer,
+        "vocab_size": data.vocab_size,
+        "model_type": data.spm_model_type,
+        "sample": data.spm_sample,
+        "threads": data.spm_threads,
+    }
+    if data.joint:
+        paths = [train["src"], train["tgt"]]
+        joint = train_tokenizer_files(
+            paths=paths, sentences=2 * sentences, cjk=_is_cjk(data.src_lang, data.tgt_lang), **kwargs
+        )
+        return joint, joint
+    return (
+        train_tokenizer_files(paths=[train["src"]], sentences=sentences, cjk=_is_cjk(data.src_lang), **kwargs),
+        train_tokenizer_files(paths=[train["tgt"]], sentences=sentences, cjk=_is_cjk(data.tgt_lang), **kwargs),
     )
+
+
+def _is_cjk(*langs: str | None) -> bool:
+    return any(lang in CJK_LANGS for lang in langs)
 
 
 def _coverage(src_tok: Tokenizer, tgt_tok: Tokenizer, pairs: list[Pair], shown: int = 10) -> Coverage:
@@ -145,25 +271,5 @@ def _coverage(src_tok: Tokenizer, tgt_tok: Tokenizer, pairs: list[Pair], shown: 
     return Coverage(rates[0], rates[1], [ch for ch, _ in uncovered.most_common(shown)])
 
 
-def _train_tokenizers(data: DataConfig, train: list[Pair]) -> tuple[Tokenizer, Tokenizer]:
-    src_texts, tgt_texts = [s for s, _ in train], [t for _, t in train]
-    kwargs = {"kind": data.tokenizer, "vocab_size": data.vocab_size, "model_type": data.spm_model_type}
-    if data.joint:
-        joint = train_tokenizer(texts=src_texts + tgt_texts, cjk=_is_cjk(data.src_lang, data.tgt_lang), **kwargs)
-        return joint, joint
-    return (
-        train_tokenizer(texts=src_texts, cjk=_is_cjk(data.src_lang), **kwargs),
-        train_tokenizer(texts=tgt_texts, cjk=_is_cjk(data.tgt_lang), **kwargs),
-    )
-
-
-def _is_cjk(*langs: str | None) -> bool:
-    return any(lang in CJK_LANGS for lang in langs)
-
-
-def _drop_too_long(pairs: list[Pair], src_tok: Tokenizer, tgt_tok: Tokenizer, max_len: int) -> tuple[list[Pair], int]:
-    """Training pairs with either side over `max_len` tokens are dropped (valid/test are kept whole)."""
-    src_ids = src_tok.encode([s for s, _ in pairs])
-    tgt_ids = tgt_tok.encode([t for _, t in pairs])
-    kept = [p for p, s, t in zip(pairs, src_ids, tgt_ids) if len(s) <= max_len and len(t) <= max_len]
-    return kept, len(pairs) - len(kept)
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -71,12 +71,33 @@ class SentencePieceTokenizer:
         cls, texts: Iterable[str], vocab_size: int, model_type: str = "unigram", cjk: bool = False
     ) -> SentencePieceTokenizer:
         texts = list(texts)
+        return cls._train(len(texts), vocab_size, model_type, cjk, 1, sentence_iterator=iter(texts))
+
+    @classmethod
+    def train_files(
+        cls,
+        paths: Sequence[Path],
+        sentences: int,
+        vocab_size: int,
+        model_type: str,
+        cjk: bool,
+        sample: int,
+        threads: int,
+    ) -> SentencePieceTokenizer:
+        """Trained on the lines of `paths` (`sentences` in all): on a seeded sample of `sample` of them when there
+        are more, on `threads` threads (one below the sample size, which keeps small corpora reproducible)."""
+        sampled = {"input_sentence_size": sample, "shuffle_input_sentence": True} if sentences > sample else {}
+        threads = threads if sentences > sample else 1
+        return cls._train(sentences, vocab_size, model_type, cjk, threads, input=",".join(map(str, paths)), **sampled)
+
+    @classmethod
+    def _train(cls, sentences: int, vocab_size: int, model_type: str, cjk: bool, threads: int, **source):
         # Dropping the rarest 0.05% of characters (the usual CJK setting) only pays off on large corpora; on a
         # small one it turns names into <unk> in the training targets, and the model learns to emit <unk>.
-        coverage = 0.9995 if cjk and len(texts) >= 100_000 else 1.0
+        coverage = 0.9995 if cjk and sentences >= 100_000 else 1.0
         model = io.BytesIO()
         try:
-            _train_spm(texts, model, vocab_size, model_type, coverage)
+            _train_spm(model, vocab_size, model_type, coverage, threads, **source)
         except RuntimeError as err:  # SentencePiece refuses the text (e.g. no sentence it can use)
             raise DataError(
                 f"SentencePiece cannot train on this text ({str(err).strip().splitlines()[-1]}): check that the "
@@ -103,9 +124,9 @@ class SentencePieceTokenizer:
         write_text_atomic(directory / f"{side}.vocab", "\n".join(pieces) + "\n")
 
 
-def _train_spm(texts: list[str], model: io.BytesIO, vocab_size: int, model_type: str, coverage: float) -> None:
+def _train_spm(model: io.BytesIO, vocab_size: int, model_type: str, coverage: float, threads: int, **source) -> None:
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(texts),
+        **source,
         model_writer=model,
         vocab_size=vocab_size,
         hard_vocab_limit=False,  # a small corpus gets a smaller vocabulary instead of an error
@@ -116,7 +137,7 @@ def _train_spm(texts: list[str], model: io.BytesIO, vocab_size: int, model_type:
         unk_id=UNK,
         bos_id=BOS,
         eos_id=EOS,
-        num_threads=1,  # one thread keeps the trained model deterministic
+        num_threads=threads,  # the trained model depends on it: config.json records it
         minloglevel=2,
     )
 
@@ -181,6 +202,28 @@ def train_tokenizer(
     if kind == TokenizerKind.SPM:
         return SentencePieceTokenizer.train(texts, vocab_size, model_type, cjk)
     return VocabTokenizer.train(kind, texts, vocab_size)
+
+
+def train_tokenizer_files(
+    kind: str,
+    paths: Sequence[Path],
+    sentences: int,
+    vocab_size: int,
+    model_type: str = "unigram",
+    cjk: bool = False,
+    sample: int = 2_000_000,
+    threads: int = 1,
+) -> Tokenizer:
+    """A tokenizer trained on the lines of text files, read from disk (never all in memory)."""
+    if kind == TokenizerKind.SPM:
+        return SentencePieceTokenizer.train_files(paths, sentences, vocab_size, model_type, cjk, sample, threads)
+    return VocabTokenizer.train(kind, _file_lines(paths), vocab_size)
+
+
+def _file_lines(paths: Sequence[Path]) -> Iterable[str]:
+    for path in paths:
+        with path.open(encoding="utf-8") as f:
+            yield from (line.rstrip("\n") for line in f)
 
 
 def load_tokenizer(directory: Path, side: str, kind: str) -> Tokenizer:

@@ -200,11 +200,13 @@ class CT2Translator:
                 "sampling_temperature": sampling.temperature,
             }
         # one call per output length limit: CTranslate2 takes one limit for a batch, s2s one per sentence
+        groups = []
         for limit in sorted({int(limits[i]) for i, ids in enumerate(encoded) if ids}):
             index = [i for i, ids in enumerate(encoded) if ids and limits[i] == limit]
-            outputs = self.translator.translate_batch(
+            pending = self.translator.translate_batch(
                 [[self.src_pieces[i] for i in encoded[j]] for j in index],
                 max_batch_size=batch_size,
+                asynchronous=True,  # the groups run at once, one on each of --workers
                 beam_size=beam,
                 num_hypotheses=beam,  # every finished hypothesis: ranked below as s2s ranks them
                 length_penalty=0.0,
@@ -213,7 +215,9 @@ class CT2Translator:
                 return_scores=True,
                 **options,
             )
-            for i, output in zip(index, outputs):
+            groups.append((limit, index, pending))
+        for limit, index, pending in groups:
+            for i, output in zip(index, (p.result() for p in pending)):
                 ranked = sorted(
                     (
                         self._scored(pieces, score, limit, beam, alpha)

@@ -44,21 +44,26 @@ class ServerConfig:
 
 
 class Batcher:
-    """Texts from many requests, decoded in shared batches on one thread."""
+    """Texts from many requests, decoded in shared batches, one batch at a time on each of `threads` threads
+    (the translator's workers: on a CPU, one per core)."""
 
-    def __init__(self, translator: Translates, config: ServerConfig) -> None:
+    def __init__(self, translator: Translates, config: ServerConfig, threads: int = 1) -> None:
         self.translator, self.config = translator, config
         self.waiting: queue.Queue[tuple[str, int, Future]] = queue.Queue(maxsize=config.queue_size)
         self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True, name="s2s-batcher")
+        self.threads = [
+            threading.Thread(target=self._run, daemon=True, name=f"s2s-batcher-{i}") for i in range(max(threads, 1))
+        ]
         self.batches = 0
 
     def start(self) -> None:
-        self.thread.start()
+        for thread in self.threads:
+            thread.start()
 
     def stop(self) -> None:
         self.stopping.set()
-        self.thread.join(timeout=30)
+        for thread in self.threads:
+            thread.join(timeout=30)
 
     def submit(self, texts: list[str], n_best: int) -> list[Future]:
         """Queue the texts (all of them, or none: queue.Full when there is no room)."""
@@ -105,7 +110,7 @@ class Batcher:
 
 def create_app(translator: Translates, config: ServerConfig):
     """The FastAPI app: POST /translate (LibreTranslate's request and response), GET /languages, /models, /health."""
-    batcher = Batcher(translator, config)
+    batcher = Batcher(translator, config, getattr(translator, "workers", 1))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

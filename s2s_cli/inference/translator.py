@@ -20,7 +20,7 @@ from s2s_cli.inference.beam import beam_graph
 from s2s_cli.inference.common import Alignment, Sampling, Translation, cpu_cores, cpu_workers, output_limits
 from s2s_cli.inference.search import NEVER, banned_tokens, greedy_graph, sample_graph, search_weights, step_log_probs
 from s2s_cli.models import EncoderDecoder, build_model, load_weights
-from s2s_cli.rundir import RunDir
+from s2s_cli.rundir import MODEL_FILES, RunDir
 from s2s_cli.tokens import BOS, EOS, PAD
 
 
@@ -130,15 +130,17 @@ class Translator:
         self.truncated = 0  # how many inputs were cut to the model's maximum source length
 
     @classmethod
-    def from_run_dir(cls, path: Path | str | RunDir, weights: Path | None = None, workers: int = 1) -> Translator:
+    def from_run_dir(
+        cls, path: Path | str | RunDir, weights: Path | None = None, workers: int = 1, precision: str | None = None
+    ) -> Translator:
+        """The run's model with its best weights; `precision` (float32, bf16) overrides the one it trained in."""
         run = path if isinstance(path, RunDir) else RunDir(path)
         run.require_weights()
-        run.verify_manifest()
+        run.verify_manifest(only=MODEL_FILES)  # not the data: hashing gigabytes of it would slow every start
         config = run.load_config()
         src_tok, tgt_tok = load_tokenizers(run, config)
-        model = build_model(
-            config.model, src_tok.vocab_size, tgt_tok.vocab_size, config.train.precision, config.data.joint
-        )
+        precision = precision or config.train.precision
+        model = build_model(config.model, src_tok.vocab_size, tgt_tok.vocab_size, precision, config.data.joint)
         load_weights(model, weights or run.weights_path)
         return cls(config, model, src_tok, tgt_tok, workers)
 

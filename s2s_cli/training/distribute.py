@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from s2s_cli.config import Strategy
-from s2s_cli.data.batching import EncodedPairs, collate, dataset
+from s2s_cli.data.batching import Pairs, collate, dataset
 from s2s_cli.errors import ConfigError
 
 IDS = tf.TensorSpec((None, None), tf.int32)
@@ -43,7 +43,7 @@ class Distribution:
         """step(src, tgt_in, tgt_out, stop_flags) as one graph."""
         return self.compile(step, [IDS, IDS, IDS, FLAGS])
 
-    def inputs(self, pairs: EncodedPairs, batches: list[np.ndarray], start: int) -> Iterator[Any]:
+    def inputs(self, pairs: Pairs, batches: list[np.ndarray], start: int) -> Iterator[Any]:
         """The batches from `start` on, as the compiled step takes them."""
         yield from dataset(pairs, batches, start=start)
 
@@ -62,16 +62,18 @@ class Replicated(Distribution):
     def compile(self, fn: Callable, signature: list[tf.TensorSpec]) -> Callable:
         return tf.function(fn, reduce_retracing=True)  # per-replica inputs: one trace per input structure
 
-    def inputs(self, pairs: EncodedPairs, batches: list[np.ndarray], start: int) -> Iterator[Any]:
+    def inputs(self, pairs: Pairs, batches: list[np.ndarray], start: int) -> Iterator[Any]:
         """Each batch split across the replicas; None for one with fewer sentences than replicas, which every
-        process skips alike."""
+        process skips alike. A process reads only its own replicas' parts."""
         for index in batches[start:]:
             if len(index) < self.replicas:
                 yield None
                 continue
-            parts = [collate(pairs, part) for part in np.array_split(index, self.replicas)]
+            parts = np.array_split(index, self.replicas)
             yield self.strategy.experimental_distribute_values_from_function(
-                lambda context, parts=parts: tf.nest.map_structure(tf.constant, parts[context.replica_id_in_sync_group])
+                lambda context, parts=parts: tf.nest.map_structure(
+                    tf.constant, collate(pairs, parts[context.replica_id_in_sync_group])
+                )
             )
 
     def share(self, grads: list) -> list:

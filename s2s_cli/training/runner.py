@@ -11,13 +11,14 @@ import keras
 import tensorflow as tf
 
 from s2s_cli.config import ModelConfig, RunConfig
-from s2s_cli.data.batching import encode_pairs, make_batches, read_split
+from s2s_cli.data.batching import make_batches, read_split
+from s2s_cli.data.shards import ShardPairs
 from s2s_cli.data.tokenizers import load_tokenizers
 from s2s_cli.errors import TrainingError
 from s2s_cli.files import sha256
 from s2s_cli.manifest import ManifestDamaged
 from s2s_cli.models import load_weights
-from s2s_cli.rundir import DATA, TOKENIZERS, RunDir
+from s2s_cli.rundir import DATA, MODEL_FILES, TOKENIZERS, RunDir
 from s2s_cli.training import signals
 from s2s_cli.training.checkpoints import has_checkpoints, latest_checkpoint
 from s2s_cli.training.distribute import Distribution, make_distribution
@@ -60,7 +61,7 @@ def plan_config(run: RunDir, model: dict[str, Any], train: dict[str, Any], resum
 def _check_init_from(run: RunDir, config: RunConfig, source: RunDir) -> None:
     """A model can start from `source`'s weights only with the same shape and the same tokenizers."""
     source.require_weights()
-    source.verify_manifest()
+    source.verify_manifest(only=MODEL_FILES)
     theirs = source.load_config().model
     changed = sorted(k for k in vars(config.model) if getattr(config.model, k) != getattr(theirs, k))
     if changed:
@@ -82,18 +83,17 @@ def set_seed(seed: int) -> None:
 
 
 def load_training_data(run: RunDir, config: RunConfig) -> TrainingData:
-    """The training and validation splits encoded with the run's tokenizers (each side cut to --max-len)."""
+    """The training and validation splits as `prepare` encoded them (memory-mapped from data/shards), and the
+    validation text."""
     src_tok, tgt_tok = load_tokenizers(run, config)
-    splits = {}
-    for split in ("train", "valid"):
-        text = read_split(run, split)
-        if not text[0]:
+    splits = {split: ShardPairs(run.shards_dir, split) for split in ("train", "valid")}
+    for split, pairs in splits.items():
+        if not len(pairs):
             raise TrainingError(
                 f"{run.split_path(split, 'src')} is empty: re-run `s2s prepare` with a larger corpus "
                 "(or --valid-size > 0 / --valid FILE for the validation set)."
             )
-        splits[split] = text, encode_pairs(*text, src_tok, tgt_tok, config.data.max_len)
-    return TrainingData(splits["train"][1], splits["valid"][1], splits["valid"][0], src_tok, tgt_tok)
+    return TrainingData(splits["train"], splits["valid"], read_split(run, "valid"), src_tok, tgt_tok)
 
 
 def with_warmup(config: RunConfig, steps_per_epoch: int) -> RunConfig:

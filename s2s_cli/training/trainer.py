@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from s2s_cli.config import RunConfig
-from s2s_cli.data.batching import EncodedPairs, make_batches
+from s2s_cli.data.batching import Pairs, make_batches
 from s2s_cli.data.tokenizers import Tokenizer
 from s2s_cli.errors import TrainingError
 from s2s_cli.inference.translator import Translator
@@ -32,8 +32,8 @@ LOG_EVERY = 20  # steps between TensorBoard points of the training loss
 class TrainingData:
     """What a run trains on: the encoded training and validation splits, the validation text, the tokenizers."""
 
-    train: EncodedPairs
-    valid: EncodedPairs
+    train: Pairs
+    valid: Pairs
     valid_text: tuple[list[str], list[str]]
     src_tok: Tokenizer
     tgt_tok: Tokenizer

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import tensorflow as tf
 
 from s2s_cli.config import RunConfig, Select
-from s2s_cli.data.batching import EncodedPairs, dataset, make_batches
+from s2s_cli.data.batching import Pairs, dataset, make_batches
 from s2s_cli.evaluation import score
 from s2s_cli.inference.translator import Translator
 from s2s_cli.models import EncoderDecoder, masked_loss
@@ -49,7 +49,7 @@ class Validator:
         config: RunConfig,
         model: EncoderDecoder,
         translator: Translator,
-        pairs: EncodedPairs,
+        pairs: Pairs,
         text: tuple[list[str], list[str]],
     ) -> None:
         self.config, self.model, self.translator, self.pairs = config, model, translator, pairs

@@ -1,0 +1,171 @@
+"""A split's token ids on disk, encoded once by `prepare`: one flat array of ids per side and the offset of each
+sentence, read through memory maps, so that training holds none of it in memory.
+
+    data/shards/train.src.ids      every sentence's ids, one after the other (uint16, or uint32 above 65,535 pieces)
+    data/shards/train.src.offsets  int64: sentence i is ids[offsets[i]:offsets[i + 1]]
+    data/shards/meta.json          the id type and each split's number of pairs
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from array import array
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from s2s_cli.data.tokenizers import Tokenizer, load_tokenizer
+from s2s_cli.errors import RunDirError
+from s2s_cli.files import read_json, write_json_atomic
+
+META = "meta.json"
+CHUNK = 20_000  # sentences encoded at a time
+PARALLEL_FROM = 200_000  # pairs from which a split is encoded on several processes
+
+
+class Shard:
+    """One side of a split: `lengths` (sentences,) and `ids(i)`."""
+
+    def __init__(self, directory: Path, split: str, side: str) -> None:
+        meta = read_meta(directory)
+        stem = directory / f"{split}.{side}"
+        try:
+            self.offsets = np.memmap(f"{stem}.offsets", dtype=np.int64, mode="r")
+            self.data = np.memmap(f"{stem}.ids", dtype=meta["dtype"], mode="r") if self.offsets[-1] else np.zeros(0)
+        except (OSError, ValueError) as err:
+            raise RunDirError(
+                f"{stem}.* cannot be read ({err}): the run dir is damaged; re-run `s2s prepare`."
+            ) from None
+        self.lengths = np.diff(self.offsets).astype(np.int32)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def ids(self, i: int) -> np.ndarray:
+        return self.data[self.offsets[i] : self.offsets[i + 1]]
+
+
+class ShardPairs:
+    """A split's source and target shards, read lazily: what batching takes."""
+
+    def __init__(self, directory: Path, split: str) -> None:
+        self.src_shard, self.tgt_shard = (Shard(directory, split, side) for side in ("src", "tgt"))
+        self.src_lengths, self.tgt_lengths = self.src_shard.lengths, self.tgt_shard.lengths
+
+    def __len__(self) -> int:
+        return len(self.src_lengths)
+
+    def src(self, i: int) -> np.ndarray:
+        return self.src_shard.ids(i)
+
+    def tgt(self, i: int) -> np.ndarray:
+        return self.tgt_shard.ids(i)
+
+
+def read_meta(directory: Path) -> dict:
+    if not (directory / META).is_file():
+        raise RunDirError(
+            f"{directory.parent.parent} has no encoded training data ({directory / META}): it was prepared by an "
+            "older s2s; re-run `s2s prepare` (the trained model still translates)."
+        )
+    return read_json(directory / META)
+
+
+def write_shards(
+    directory: Path,
+    split: str,
+    lines: dict[str, Path],
+    tokenizers: tuple[Path, str],
+    max_len: int,
+    drop_too_long: bool,
+    workers: int = 1,
+) -> tuple[int, int]:
+    """Encode a split's text files (lines["src"], lines["tgt"]) with the tokenizers saved in `tokenizers` (their
+    folder and kind). With `drop_too_long`, pairs with a side over `max_len` tokens are left out (of the text files
+    too), else each side is cut to `max_len`. Returns (pairs written, pairs dropped); updates meta.json."""
+    directory.mkdir(parents=True, exist_ok=True)
+    src_tok, tgt_tok = (load_tokenizer(tokenizers[0], side, tokenizers[1]) for side in ("src", "tgt"))
+    dtype = np.uint16 if max(src_tok.vocab_size, tgt_tok.vocab_size) <= np.iinfo(np.uint16).max else np.uint32
+    offsets = {"src": array("q", [0]), "tgt": array("q", [0])}
+    written = dropped = 0
+    paths = {side: directory / f"{split}.{side}" for side in ("src", "tgt")}
+    kept_text = {side: lines[side].with_name(f".{lines[side].name}.kept") for side in ("src", "tgt")}
+    with (
+        open(f"{paths['src']}.ids", "wb") as src_out,
+        open(f"{paths['tgt']}.ids", "wb") as tgt_out,
+        kept_text["src"].open("w", encoding="utf-8") as src_text,
+        kept_text["tgt"].open("w", encoding="utf-8") as tgt_text,
+    ):
+        for (src_lines, tgt_lines), (src_ids, tgt_ids) in _encoded(lines, tokenizers, workers):
+            for s, t, src_line, tgt_line in zip(src_ids, tgt_ids, src_lines, tgt_lines):
+                if drop_too_long and (len(s) > max_len or len(t) > max_len):
+                    dropped += 1
+                    continue
+                src_text.write(src_line + "\n")
+                tgt_text.write(tgt_line + "\n")
+                s, t = s[:max_len], t[:max_len]
+                src_out.write(np.asarray(s, dtype).tobytes())
+                tgt_out.write(np.asarray(t, dtype).tobytes())
+                offsets["src"].append(offsets["src"][-1] + len(s))
+                offsets["tgt"].append(offsets["tgt"][-1] + len(t))
+                written += 1
+    for side in ("src", "tgt"):
+        with open(f"{paths[side]}.offsets", "wb") as f:
+            offsets[side].tofile(f)
+        kept_text[side].replace(lines[side])
+    meta = (
+        read_json(directory / META) if (directory / META).is_file() else {"dtype": np.dtype(dtype).name, "splits": {}}
+    )
+    meta["splits"][split] = written
+    write_json_atomic(directory / META, meta)
+    return written, dropped
+
+
+def _encoded(lines: dict[str, Path], tokenizers: tuple[Path, str], workers: int) -> Iterator[tuple]:
+    """(lines, ids) of each chunk of CHUNK line pairs, in order: ids as (source ids, target ids); on `workers`
+    fresh processes."""
+    if workers <= 1:
+        _load(tokenizers)
+        yield from ((chunk, _encode_chunk(chunk)) for chunk in _chunks(lines))
+        return
+    # spawn, not fork: the parent may run TensorFlow's threads, which a forked child would inherit stopped
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_load, initargs=(tokenizers,)) as pool:
+        pending: deque = deque()
+        for chunk in _chunks(lines):  # at most two chunks a worker in flight: memory stays flat
+            pending.append((chunk, pool.submit(_encode_chunk, chunk)))
+            if len(pending) >= 2 * workers:
+                chunk, future = pending.popleft()
+                yield chunk, future.result()
+        while pending:
+            chunk, future = pending.popleft()
+            yield chunk, future.result()
+
+
+_TOKENIZERS: tuple[Tokenizer, Tokenizer] | None = None
+
+
+def _load(tokenizers: tuple[Path, str]) -> None:
+    global _TOKENIZERS
+    _TOKENIZERS = tuple(load_tokenizer(tokenizers[0], side, tokenizers[1]) for side in ("src", "tgt"))
+
+
+def _encode_chunk(chunk: tuple[list[str], list[str]]) -> tuple:
+    src, tgt = chunk
+    return _TOKENIZERS[0].encode(src), _TOKENIZERS[1].encode(tgt)
+
+
+def _chunks(lines: dict[str, Path]) -> Iterator[tuple[list[str], list[str]]]:
+    with lines["src"].open(encoding="utf-8") as src_file, lines["tgt"].open(encoding="utf-8") as tgt_file:
+        src, tgt = [], []
+        for s, t in zip(src_file, tgt_file):
+            src.append(s.rstrip("\n"))
+            tgt.append(t.rstrip("\n"))
+            if len(src) == CHUNK:
+                yield src, tgt
+                src, tgt = [], []
+        if src:
+            yield src, tgt
