@@ -45,6 +45,13 @@ class AttentionScore(Choice):
     BAHDANAU = "bahdanau"
 
 
+class ModelSize(Choice):
+    AUTO = "auto"
+    SMALL = "small"
+    MEDIUM = "medium"
+    BASE = "base"
+
+
 class Precision(Choice):
     AUTO = "auto"
     FLOAT32 = "float32"
@@ -91,7 +98,7 @@ class DataConfig:
     valid_size: float = 0.05  # a fraction is at most 3,000 pairs
     test_size: float = 0.05
     seed: int = 1
-    spm_sample: int = 2_000_000  # sentences a side SentencePiece trains on, sampled from a larger corpus
+    spm_sample: int = 500_000  # sentences a side SentencePiece trains on, sampled from a larger corpus
     spm_threads: int | None = None  # None: one per core (resolved by prepare)
 
     LIMITS = {
@@ -122,6 +129,7 @@ class ModelConfig:
     d_model: int = 256  # transformer only, like heads and ff_dim
     heads: int = 4
     ff_dim: int = 1024
+    size: ModelSize = ModelSize.MEDIUM  # the preset the shape started from (MODEL_SIZES); options change fields
 
     LIMITS = {
         "emb_dim": (1, 65_536),

@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 
 import pytest
 from helpers import TINY_MODEL, write_sample
@@ -78,6 +79,20 @@ def test_train_json_summary(cli_run):
     ):
         assert isinstance(summary[key], (int, float)), key
     assert summary["epochs"] == 2 and summary["steps"] > 0
+
+
+def test_train_sizes_the_model_from_the_corpus_records_it_and_says_so(cli_run, tmp_path):
+    run_dir, _ = cli_run
+    saved = json.loads((run_dir / "config.json").read_text())["model"]
+    assert saved["size"] == "small" and saved["hidden"] == TINY_MODEL["hidden"]  # the given options won
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    result = invoke("train", "-r", copy, "--force", "--max-steps", "1", "--valid-max-sentences", "1")
+    assert result.exit_code == 0, result.output
+    model = json.loads((copy / "config.json").read_text())["model"]
+    assert (model["size"], model["arch"], model["d_model"], model["layers"]) == ("small", "transformer", 128, 2)
+    assert "model: small transformer: 2+2 layers, d_model 128" in flat(result.output)
+    assert "sized for 260 training pairs; 2,048-token batches, peak lr 0.002" in flat(result.output)
 
 
 def test_evaluate_json(cli_run, tmp_path):
@@ -237,12 +252,15 @@ def test_train_help_shows_every_default():
         ("--epochs", TrainConfig().epochs),
         ("--batch-tokens", TrainConfig().batch_tokens),
         ("--arch", ModelConfig().arch),
-        ("--ff-dim", ModelConfig().ff_dim),
+        ("--cell", ModelConfig().cell),
         ("--lr", TrainConfig().lr),
         ("--strategy", TrainConfig().strategy),
     ]:
         after = text[text.index(f"{option} ") :]
-        assert f"[default: ({default})]" in after[: after.index(" --", 3)], option
+        shown = after[: after.index(" --", 3)]
+        assert f"[default: ({default})]" in shown or f"[default: ({default}, small preset" in shown, option
+    after = text[text.index("--ff-dim ") :]
+    assert after.split("]")[0].endswith("[default: (by --size: small 512, medium 1024, base 2048)")
 
 
 def test_every_command_has_help_and_force_has_its_negation():

@@ -39,3 +39,22 @@ def test_choices_given_as_strings_become_enums_and_are_saved_as_strings(tmp_path
     assert json.loads((tmp_path / "config.json").read_text())["train"]["strategy"] == "multi-worker"
     with pytest.raises(ConfigError, match="--strategy must be one of auto, one, mirrored, multi-worker"):
         TrainConfig(strategy="tpu")
+
+
+@pytest.mark.parametrize(
+    "pairs, size, d_model, layers",
+    [(0, "small", 128, 2), (9_999, "small", 128, 2), (10_000, "medium", 256, 3), (999_999, "medium", 256, 3),
+     (1_000_000, "base", 512, 6), (50_000_000, "base", 512, 6)],
+)  # fmt: skip
+def test_auto_size_picks_the_preset_by_training_pairs(pairs, size, d_model, layers):
+    from s2s_cli.presets import sized_model
+
+    model = sized_model("auto", pairs)
+    assert (model.size, model.d_model, model.layers) == (size, d_model, layers)
+    assert sized_model(size, 0) == model  # an explicit size ignores the corpus
+
+
+def test_the_medium_preset_is_the_dataclass_default():
+    from s2s_cli.presets import sized_model
+
+    assert sized_model("medium", 0) == ModelConfig()

@@ -15,6 +15,7 @@ BASE = {
     "s2s_cli.tokens",
     "s2s_cli.languages",
     "s2s_cli.config",
+    "s2s_cli.presets",
     "s2s_cli.files",
     "s2s_cli.manifest",
 }

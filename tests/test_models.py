@@ -7,7 +7,7 @@ import pytest
 from s2s_cli.config import ModelConfig
 from s2s_cli.errors import ConfigError
 from s2s_cli.inference.translator import Searcher
-from s2s_cli.models import build_model, masked_loss
+from s2s_cli.models import build_model, masked_loss, token_losses
 from s2s_cli.models.transformer import LayerNorm
 
 SRC_VOCAB, TGT_VOCAB = 40, 50
@@ -85,6 +85,28 @@ def test_label_smoothing_raises_loss_of_confident_predictions():
     logits[0, 0, 7] = 10.0
     labels = np.array([[7]])
     assert float(masked_loss(labels, logits, 0.1)[0]) > float(masked_loss(labels, logits)[0]) + 0.5
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.3])
+def test_token_losses_match_keras_label_smoothed_cross_entropy(smoothing):
+    logits = np.random.default_rng(1).normal(scale=3.0, size=(6, TGT_VOCAB)).astype("float32")
+    labels = np.array([0, 3, 7, 49, 7, 12])
+    keras_loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing, reduction=None)
+    expected = keras_loss(np.eye(TGT_VOCAB, dtype="float32")[labels], logits)
+    np.testing.assert_allclose(token_losses(labels, logits, smoothing), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", ["rnn-lstm", "transformer"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_the_training_loss_projects_only_labelled_positions_and_equals_the_masked_loss(shape, smoothing):
+    from s2s_cli.training.steps import loss_sum
+
+    keras.utils.set_random_seed(0)
+    model = tiny(shape)
+    total, tokens = loss_sum(model, SRC, TGT_IN, TGT_OUT, smoothing)
+    mean, expected_tokens = masked_loss(TGT_OUT, model((SRC, TGT_IN)), smoothing)
+    assert float(tokens) == float(expected_tokens) == 6
+    assert float(total) == pytest.approx(float(mean) * 6, rel=1e-5)
 
 
 @pytest.mark.parametrize("shape", ["rnn-lstm", "transformer"])

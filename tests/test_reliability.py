@@ -138,8 +138,8 @@ def test_a_forced_training_that_fails_before_its_first_checkpoint_puts_the_old_m
     before = snapshot(trained.path)
     from s2s_cli.training import steps
 
-    original = steps.masked_loss
-    monkeypatch.setattr(steps, "masked_loss", lambda *a: (original(*a)[0] * float("nan"), original(*a)[1]))
+    original = steps.token_losses
+    monkeypatch.setattr(steps, "token_losses", lambda *a: original(*a) * float("nan"))
     with pytest.raises(TrainingError, match="no checkpoint was saved yet"):
         train(trained, tiny_config(trained, max_steps=3))
     assert snapshot(trained.path) == before

@@ -74,7 +74,8 @@ def test_resume_refuses_a_different_model(trained_run):
 def test_fresh_training_over_a_trained_run_needs_force(trained_run):
     with pytest.raises(TrainingError, match="--resume` continues it"):
         plan_config(trained_run, {}, {}, resume=False, force=False)
-    assert plan_config(trained_run, {}, {}, resume=False, force=True).model.hidden == 256
+    fresh = plan_config(trained_run, {}, {}, resume=False, force=True).model  # the preset, not the saved model
+    assert fresh.hidden == 128 and fresh.size == "small"
 
 
 def test_resume_without_checkpoint_is_an_error(run):
@@ -104,8 +105,8 @@ def test_a_training_in_progress_locks_the_run_dir(run):
 def test_nan_loss_stops_with_a_clear_error(run, monkeypatch):
     from s2s_cli.training import steps
 
-    original = steps.masked_loss
-    monkeypatch.setattr(steps, "masked_loss", lambda *a: (original(*a)[0] * float("nan"), original(*a)[1]))
+    original = steps.token_losses
+    monkeypatch.setattr(steps, "token_losses", lambda *a: original(*a) * float("nan"))
     with pytest.raises(TrainingError, match="loss became nan at step 1"):
         train(run, tiny_config(run))
 
@@ -274,3 +275,37 @@ def test_validation_decodes_the_whole_validation_split_by_default(run, monkeypat
     decoded.clear()
     train(run, tiny_config(run, max_steps=1, valid_max_sentences=7))
     assert decoded == [7]
+
+
+class FakeSplit:
+    """A training split of a given size, for sizing the model without writing millions of pairs."""
+
+    pairs = 0
+
+    def __init__(self, *args) -> None:
+        pass
+
+    def __len__(self) -> int:
+        return self.pairs
+
+
+@pytest.mark.parametrize(
+    "pairs, size, d_model", [(3_000, "small", 128), (29_000, "medium", 256), (2_000_000, "base", 512)]
+)
+def test_a_fresh_training_sizes_the_model_from_the_corpus_and_explicit_options_win(
+    run, monkeypatch, pairs, size, d_model
+):
+    from s2s_cli.training import runner
+
+    monkeypatch.setattr(runner, "ShardPairs", type("Split", (FakeSplit,), {"pairs": pairs}))
+    auto = plan_config(run, {}, {}, resume=False, force=False).model
+    assert (auto.size, auto.d_model) == (size, d_model)
+    given = plan_config(run, {"layers": 1, "heads": 2}, {}, resume=False, force=False).model
+    assert (given.size, given.d_model, given.layers, given.heads) == (size, d_model, 1, 2)
+    chosen = plan_config(run, {"size": "small"}, {}, resume=False, force=False).model
+    assert (chosen.size, chosen.d_model) == ("small", 128)
+    run.save_config(plan_config(run, {}, {}, resume=False, force=False))
+    assert run.load_config().model == auto  # what config.json records
+    train = plan_config(run, {}, {}, resume=False, force=False).train
+    assert (train.batch_tokens, train.lr) == ((2048, 2e-3) if size == "small" else (4096, 1e-3))
+    assert plan_config(run, {}, {"batch_tokens": 512}, resume=False, force=False).train.batch_tokens == 512

@@ -1,4 +1,4 @@
-"""`s2s train`: train the run dir's model with a progress bar; every shape and training option overrides the default."""
+"""`s2s train`: train the run dir's model with a progress bar; every shape and training option overrides the preset."""
 
 from __future__ import annotations
 
@@ -16,19 +16,27 @@ from s2s_cli.config import (
     AttentionScore,
     Cell,
     ModelConfig,
+    ModelSize,
     Precision,
     Select,
     Strategy,
     TrainConfig,
 )
+from s2s_cli.presets import BASE_FROM, MODEL_SIZES, SMALL_BELOW, TRAIN_BY_SIZE, describe_model, describe_training
 
 
 def _model(name: str, help: str):  # noqa: A002
+    if any(name in preset for preset in MODEL_SIZES.values()):
+        shown = ", ".join(
+            f"{size} {preset.get(name, default_of(ModelConfig, name))}" for size, preset in MODEL_SIZES.items()
+        )
+        return typer.Option(help=help, show_default=f"by --size: {shown}")
     return typer.Option(help=help, show_default=default_of(ModelConfig, name))
 
 
 def _train(name: str, help: str):  # noqa: A002
-    return typer.Option(help=help, show_default=default_of(TrainConfig, name))
+    by_size = "".join(f", {size} preset {preset[name]}" for size, preset in TRAIN_BY_SIZE.items() if name in preset)
+    return typer.Option(help=help, show_default=default_of(TrainConfig, name) + by_size)
 
 
 @app.command()
@@ -48,6 +56,14 @@ def train(
     batch_tokens: Annotated[Optional[int], _train("batch_tokens", "Tokens per batch, padding included.")] = None,
     batch_size: Annotated[
         Optional[int], _train("batch_size", "Sentences per batch instead of --batch-tokens; 0 = by tokens.")
+    ] = None,
+    size: Annotated[
+        Optional[ModelSize],
+        typer.Option(
+            help=f"Model preset. auto: small below {SMALL_BELOW:,} training pairs, base from {BASE_FROM:,}, else "
+            "medium. Shape options below change single fields of it.",
+            show_default="auto",
+        ),
     ] = None,
     arch: Annotated[Optional[Arch], _model("arch", "Architecture.")] = None,
     layers: Annotated[Optional[int], _model("layers", "Encoder and decoder layers.")] = None,
@@ -123,9 +139,11 @@ def train(
 ) -> None:
     """Train the model on the run dir's data; validate each epoch and keep the best weights.
 
-    Without --resume it starts afresh from the defaults and the options given; --force replaces an earlier training.
+    Without --resume it starts afresh from the model preset (--size; by default sized from the corpus) and the
+    options given; --force replaces an earlier training.
     With --resume it continues the saved run, and the options given change its training settings.
     """
+    from s2s_cli.data.shards import ShardPairs
     from s2s_cli.rundir import RunDir
     from s2s_cli.training.runner import plan_config
     from s2s_cli.training.runner import train as run_train
@@ -143,6 +161,9 @@ def train(
         resume=resume,
         force=force,
     )
+    if not resume:
+        how = "" if size or init_from else f", sized for {len(ShardPairs(run.shards_dir, 'train')):,} training pairs"
+        console.info(f"model: {describe_model(config.model)}{how}; {describe_training(config.train)}")
     console.info(f"TensorBoard: tensorboard --logdir {run.logs_dir}")
     with console.TrainBar(config.train.max_steps) as bar:
         result = run_train(run, config, resume=resume, progress=bar)

@@ -211,7 +211,7 @@ def train_tokenizer_files(
     vocab_size: int,
     model_type: str = "unigram",
     cjk: bool = False,
-    sample: int = 2_000_000,
+    sample: int = 500_000,
     threads: int = 1,
 ) -> Tokenizer:
     """A tokenizer trained on the lines of text files, read from disk (never all in memory)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import layers, ops
 
 from s2s_cli.config import ModelConfig
@@ -16,7 +17,8 @@ class EncoderDecoder(keras.Model):
     """What the RNN and Transformer models share: the output layer, the training call and the config.
 
     Subclasses build `tgt_embedding` and call `build_output()` after their layers, and implement
-    `encode(src)` -> (memory, keys, src_mask, states) and `decode(tgt_in, memory, keys, src_mask, states)`.
+    `encode(src)` -> (memory, keys, src_mask, states) and `decode(tgt_in, memory, keys, src_mask, states,
+    project=True)` -> (logits, or with project=False the output layer's input; new states).
     """
 
     def __init__(
@@ -82,10 +84,15 @@ class EncoderDecoder(keras.Model):
         raise NotImplementedError
 
     def call(self, inputs, training=False):
+        return self.project(self.features(inputs, training=training))
+
+    def features(self, inputs, training=False):
+        """(src, tgt_in) -> the decoder's outputs before the output layer, (batch, tgt_len, size): training
+        projects only the positions that have a label."""
         src, tgt_in = inputs
         memory, keys, src_mask, states = self.encode(src, training=training)
-        logits, _ = self.decode(tgt_in, memory, keys, src_mask, states, training=training)
-        return logits
+        hidden, _ = self.decode(tgt_in, memory, keys, src_mask, states, training=training, project=False)
+        return hidden
 
     def get_config(self) -> dict:
         return {
@@ -96,15 +103,27 @@ class EncoderDecoder(keras.Model):
         }
 
 
+def token_losses(labels, logits, label_smoothing: float = 0.0):
+    """labels: (...) ids, logits: (..., vocab) -> each label's cross-entropy, float32 (...).
+
+    With label smoothing ε the target distribution is (1 - ε) one-hot + ε uniform, given to the fused softmax
+    cross-entropy, whose gradient is one elementwise pass: cheaper than gathering the label's logit and spreading
+    its gradient back over the vocabulary.
+    """
+    logits = ops.cast(logits, "float32")
+    if not label_smoothing:
+        return ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+    vocab = ops.shape(logits)[-1]
+    uniform = label_smoothing / ops.cast(vocab, "float32")
+    target = tf.one_hot(labels, vocab, on_value=1.0 - label_smoothing + uniform, off_value=uniform)
+    return tf.nn.softmax_cross_entropy_with_logits(target, logits)
+
+
 def masked_loss(labels, logits, label_smoothing: float = 0.0):
     """Token-level cross-entropy over non-pad labels, with optional label smoothing.
 
     labels: (batch, tgt_len) ids; logits: (batch, tgt_len, vocab). Returns (mean loss, number of tokens).
     """
-    log_probs = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
-    nll = -ops.squeeze(ops.take_along_axis(log_probs, ops.expand_dims(labels, -1), axis=-1), -1)
-    if label_smoothing:
-        nll = (1.0 - label_smoothing) * nll - label_smoothing * ops.mean(log_probs, axis=-1)
     mask = ops.cast(ops.not_equal(labels, PAD), "float32")
     tokens = ops.sum(mask)
-    return ops.sum(nll * mask) / ops.maximum(tokens, 1.0), tokens
+    return ops.sum(token_losses(labels, logits, label_smoothing) * mask) / ops.maximum(tokens, 1.0), tokens

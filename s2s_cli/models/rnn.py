@@ -144,14 +144,15 @@ class Seq2Seq(EncoderDecoder):
         pad = [[0, 0], [0, length - ops.shape(memory)[1]], [0, 0]]  # both (batch, src_len, units)
         return ops.pad(memory, pad), ops.pad(keys, pad)
 
-    def decode(self, tgt_in, memory, keys, src_mask, states, training=False):
-        """tgt_in: (batch, tgt_len) ids -> logits (batch, tgt_len, tgt_vocab) float32, new states.
+    def decode(self, tgt_in, memory, keys, src_mask, states, training=False, project=True):
+        """tgt_in: (batch, tgt_len) ids -> logits (batch, tgt_len, tgt_vocab) float32 (the hidden states before
+        the output layer when not `project`), new states.
 
         With tgt_len == 1 this is one incremental search step; the recurrent states carry the prefix.
         """
         x, new_states = self._decoder_rnns(tgt_in, states, training)
         hidden = self.dropout(self.attention(x, memory, keys, src_mask), training=training)
-        return self.project(hidden), new_states
+        return (self.project(hidden) if project else hidden), new_states
 
     def _decoder_rnns(self, tgt_in, states, training):
         n = state_size(self.config.cell)

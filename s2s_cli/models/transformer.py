@@ -190,7 +190,7 @@ class TransformerSeq2Seq(EncoderDecoder):
             ops.pad(k, [[0, 0], [0, 0], [0, pad], [0, 0]]) for k in keys
         ]
 
-    def decode(self, tgt_in, memory, keys, src_mask, states, training=False):
+    def decode(self, tgt_in, memory, keys, src_mask, states, training=False, project=True):
         offset = ops.shape(states[0])[2]  # positions already decoded (0 when teacher forcing)
         length = ops.shape(tgt_in)[1]
         # causal: query offset+i sees keys 0..offset+i. (1, len, offset+len) bool
@@ -202,7 +202,8 @@ class TransformerSeq2Seq(EncoderDecoder):
             cache = (states[2 * i], states[2 * i + 1])
             x, (k, v) = block(x, causal, cache, (keys[2 * i], keys[2 * i + 1]), src_keys, training=training)
             new_states += [k, v]
-        return self.project(self.decoder_norm(x)), new_states
+        x = self.decoder_norm(x)
+        return (self.project(x) if project else x), new_states
 
     def alignment(self, src, tgt_in):
         """The last decoder layer's cross-attention, averaged over its heads: (batch, tgt_len, src_len)."""

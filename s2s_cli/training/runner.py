@@ -10,7 +10,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from s2s_cli.config import ModelConfig, RunConfig
+from s2s_cli.config import ModelSize, RunConfig
 from s2s_cli.data.batching import make_batches, read_split
 from s2s_cli.data.shards import ShardPairs
 from s2s_cli.data.tokenizers import load_tokenizers
@@ -18,6 +18,7 @@ from s2s_cli.errors import TrainingError
 from s2s_cli.files import sha256
 from s2s_cli.manifest import ManifestDamaged
 from s2s_cli.models import load_weights
+from s2s_cli.presets import TRAIN_BY_SIZE, sized_model
 from s2s_cli.rundir import DATA, MODEL_FILES, TOKENIZERS, RunDir
 from s2s_cli.training import signals
 from s2s_cli.training.checkpoints import has_checkpoints, latest_checkpoint
@@ -28,9 +29,12 @@ from s2s_cli.training.trainer import SilentProgress, Trainer, TrainingData, Trai
 
 
 def plan_config(run: RunDir, model: dict[str, Any], train: dict[str, Any], resume: bool, force: bool) -> RunConfig:
-    """The config a `train` call runs with: saved + overrides when resuming, defaults + overrides when fresh."""
-    saved = run.load_config()
+    """The config a `train` call runs with: saved + overrides when resuming; when fresh, the model preset
+    (`size`, auto: sized from the training pairs) or --init-from's model, and the defaults, + overrides."""
+    saved, model = run.load_config(), dict(model)
     if resume:
+        if model.get("size") == ModelSize.AUTO:
+            del model["size"]  # it was resolved when the run started
         latest_checkpoint(run)  # there is one to resume from
         config = saved.with_overrides(model, train)
         if config.model != saved.model:
@@ -51,7 +55,13 @@ def plan_config(run: RunDir, model: dict[str, Any], train: dict[str, Any], resum
             "`s2s train --force` starts over and replaces it."
         )
     init_from = train.get("init_from")
-    start = RunDir(init_from).load_config().model if init_from else ModelConfig()  # the model it starts from
+    size = model.pop("size", ModelSize.AUTO)
+    if init_from:
+        start = RunDir(init_from).load_config().model  # the model it starts from
+        model = model if size == ModelSize.AUTO else {**model, "size": size}
+    else:
+        start = sized_model(size, len(ShardPairs(run.shards_dir, "train")) if size == ModelSize.AUTO else 0)
+        train = {**TRAIN_BY_SIZE.get(start.size, {}), **train}
     config = RunConfig(saved.data, start).with_overrides(model, train)
     if init_from:
         _check_init_from(run, config, RunDir(init_from))

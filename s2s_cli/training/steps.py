@@ -13,7 +13,8 @@ import numpy as np
 import tensorflow as tf
 
 from s2s_cli.config import TrainConfig
-from s2s_cli.models import EncoderDecoder, masked_loss
+from s2s_cli.models import EncoderDecoder, token_losses
+from s2s_cli.tokens import PAD
 from s2s_cli.training.distribute import IDS, Distribution
 
 SUM = tf.distribute.ReduceOp.SUM
@@ -63,9 +64,7 @@ class Updates:
         return run
 
     def _loss_sum(self, src, tgt_in, tgt_out):
-        logits = self.model((src, tgt_in), training=True)
-        loss, tokens = masked_loss(tgt_out, logits, self.config.label_smoothing)
-        return loss * tokens, tokens
+        return loss_sum(self.model, src, tgt_in, tgt_out, self.config.label_smoothing, training=True)
 
     def _finish(self, context, grads, stop_flags):
         """Clip the global gradient, apply it, and agree on the stop flags."""
@@ -97,6 +96,16 @@ class Updates:
     def _replica_apply(self, grads, tokens, stop_flags):
         context = tf.distribute.get_replica_context()
         return self._finish(context, [_scale(g, 1.0 / tf.maximum(tokens, 1.0)) for g in grads], stop_flags)
+
+
+def loss_sum(model: EncoderDecoder, src, tgt_in, tgt_out, label_smoothing: float = 0.0, training: bool = False):
+    """(summed token loss, target tokens) of a batch. Only the positions with a label (not padding) go through
+    the output layer, the largest matmul of a step, and the softmax."""
+    hidden = model.features((src, tgt_in), training=training)
+    labelled = tf.not_equal(tgt_out, PAD)
+    logits = model.project(tf.boolean_mask(hidden, labelled))
+    losses = token_losses(tf.boolean_mask(tgt_out, labelled), logits, label_smoothing)
+    return tf.reduce_sum(losses), tf.cast(tf.shape(losses)[0], tf.float32)
 
 
 def _add(a, b):

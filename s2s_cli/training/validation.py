@@ -12,8 +12,9 @@ from s2s_cli.config import RunConfig, Select
 from s2s_cli.data.batching import Pairs, dataset, make_batches
 from s2s_cli.evaluation import score
 from s2s_cli.inference.translator import Translator
-from s2s_cli.models import EncoderDecoder, masked_loss
+from s2s_cli.models import EncoderDecoder
 from s2s_cli.rundir import Validation
+from s2s_cli.training.steps import loss_sum
 
 LOSS_BATCH_TOKENS = 8192
 
@@ -59,14 +60,14 @@ class Validator:
         self._loss_step = tf.function(self._loss, input_signature=[spec, spec, spec])
 
     def _loss(self, src, tgt_in, tgt_out):
-        return masked_loss(tgt_out, self.model((src, tgt_in), training=False))
+        return loss_sum(self.model, src, tgt_in, tgt_out)
 
     def loss(self) -> float:
         """Mean token cross-entropy (no label smoothing) over the validation split."""
         total, tokens = 0.0, 0.0
         for (src, tgt_in), tgt_out in dataset(self.pairs, make_batches(self.pairs, LOSS_BATCH_TOKENS, shuffle=False)):
             loss, n = self._loss_step(src, tgt_in, tgt_out)
-            total, tokens = total + float(loss) * float(n), tokens + float(n)
+            total, tokens = total + float(loss), tokens + float(n)
         return total / max(tokens, 1.0)
 
     def validate(self, step: int, epoch: int, train_loss: float, tokens_per_sec: float) -> Validation:

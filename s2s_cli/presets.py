@@ -1,0 +1,54 @@
+"""The presets `train --size` starts a model from, and how `auto` picks one from the corpus."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from s2s_cli.config import Arch, ModelConfig, ModelSize, TrainConfig
+
+# The shape presets `train --size` starts from; explicit shape options change single fields of them. `auto` picks
+# by the number of training pairs: small below SMALL_BELOW, base from BASE_FROM, medium (the field defaults) between.
+MODEL_SIZES: dict[ModelSize, dict[str, Any]] = {
+    ModelSize.SMALL: {"layers": 2, "d_model": 128, "heads": 4, "ff_dim": 512, "emb_dim": 128, "hidden": 128},
+    ModelSize.MEDIUM: {},
+    ModelSize.BASE: {
+        "layers": 6,
+        "d_model": 512,
+        "heads": 8,
+        "ff_dim": 2048,
+        "emb_dim": 512,
+        "hidden": 512,
+        "dropout": 0.1,
+    },
+}
+SMALL_BELOW, BASE_FROM = 10_000, 1_000_000
+# Training defaults a preset changes (explicit options still win): a small corpus gets more, smaller updates.
+TRAIN_BY_SIZE: dict[ModelSize, dict[str, Any]] = {ModelSize.SMALL: {"batch_tokens": 2048, "lr": 2e-3}}
+
+
+def size_for(train_pairs: int) -> ModelSize:
+    """The preset `--size auto` picks for a training split of `train_pairs` pairs."""
+    if train_pairs < SMALL_BELOW:
+        return ModelSize.SMALL
+    return ModelSize.BASE if train_pairs >= BASE_FROM else ModelSize.MEDIUM
+
+
+def sized_model(size: ModelSize | str, train_pairs: int) -> ModelConfig:
+    """The preset `size` (resolving auto from the number of training pairs) as a ModelConfig."""
+    size = ModelSize(size)
+    resolved = size_for(train_pairs) if size == ModelSize.AUTO else size
+    return ModelConfig(size=resolved, **MODEL_SIZES[resolved])
+
+
+def describe_model(model: ModelConfig) -> str:
+    """One line naming the shape, as `train` prints it."""
+    if model.arch == Arch.TRANSFORMER:
+        shape = f"d_model {model.d_model}, {model.heads} heads, ff {model.ff_dim}"
+    else:
+        shape = f"{model.cell} {model.emb_dim}/{model.hidden}, {model.attention} attention"
+    return f"{model.size} {model.arch}: {model.layers}+{model.layers} layers, {shape}, dropout {model.dropout:g}"
+
+
+def describe_training(train: TrainConfig) -> str:
+    """The training settings a preset changes, as `train` prints them."""
+    return f"{train.batch_tokens:,}-token batches, peak lr {train.lr:g}"
