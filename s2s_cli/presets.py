@@ -22,8 +22,12 @@ MODEL_SIZES: dict[ModelSize, dict[str, Any]] = {
     },
 }
 SMALL_BELOW, BASE_FROM = 10_000, 1_000_000
-# Training defaults a preset changes (explicit options still win): a small corpus gets more, smaller updates.
-TRAIN_BY_SIZE: dict[ModelSize, dict[str, Any]] = {ModelSize.SMALL: {"batch_tokens": 2048, "lr": 2e-3}}
+# Training defaults a preset changes (explicit options still win): a small corpus gets more, smaller updates; the
+# base model the peak learning rate and warm-up of fairseq's WMT Transformer-base recipe (not tuned here).
+TRAIN_BY_SIZE: dict[ModelSize, dict[str, Any]] = {
+    ModelSize.SMALL: {"batch_tokens": 2048, "lr": 2e-3},
+    ModelSize.BASE: {"lr": 5e-4, "warmup": 4000},
+}
 
 
 def size_for(train_pairs: int) -> ModelSize:
@@ -51,4 +55,5 @@ def describe_model(model: ModelConfig) -> str:
 
 def describe_training(train: TrainConfig) -> str:
     """The training settings a preset changes, as `train` prints them."""
-    return f"{train.batch_tokens:,}-token batches, peak lr {train.lr:g}"
+    warmup = f", {train.warmup:,} warm-up steps" if train.warmup is not None else ""
+    return f"{train.batch_tokens:,}-token batches, peak lr {train.lr:g}{warmup}"

@@ -85,7 +85,7 @@ def train(
         Optional[int],
         typer.Option(
             help="Warm-up steps, then inverse-sqrt decay.",
-            show_default=f"{DEFAULT_WARMUP}, at most a tenth of the planned steps",
+            show_default=f"{DEFAULT_WARMUP}, at most a tenth of the planned steps; base preset 4000",
         ),
     ] = None,
     clip_norm: Annotated[Optional[float], _train("clip_norm", "Global gradient-norm clip; 0 disables.")] = None,
