@@ -141,12 +141,26 @@ class _Rate(ProgressColumn):
         return Text(f"{task.speed or 0:,.0f} {self.unit}/s")
 
 
-class CountBar:
+class _Bars:
+    """A rich Progress on stderr, started and stopped with the `with` block; None when stderr is not a terminal."""
+
+    progress: Progress | None = None
+
+    def __enter__(self):
+        if self.progress:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress:
+            self.progress.stop()
+
+
+class CountBar(_Bars):
     """Progress through `total` items (or an open count) on stderr, with items/s and the time left; nothing when
     stderr is not a terminal. `advance(n)` counts n more done."""
 
     def __init__(self, total: int | None, unit: str, description: str = "") -> None:
-        self.progress = None
         if is_terminal():
             columns = [TextColumn(description), BarColumn(), MofNCompleteColumn()] if total else [SpinnerColumn()]
             columns += [_Rate(unit), TimeElapsedColumn()] + (
@@ -156,40 +170,21 @@ class CountBar:
             self.progress = Progress(*columns, console=stderr(), transient=True, redirect_stdout=False)
             self.task = self.progress.add_task(description, total=total)
 
-    def __enter__(self) -> CountBar:
-        if self.progress:
-            self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.progress:
-            self.progress.stop()
-
     def advance(self, count: int) -> None:
         if self.progress:
             self.progress.advance(self.task, count)
 
 
-class PhaseBar:
+class PhaseBar(_Bars):
     """One bar per phase of a long job (reading, splitting, encoding...) on stderr, when it is a terminal:
     `update(phase, done, total)`."""
 
     def __init__(self) -> None:
-        self.progress = None
         self.tasks: dict[str, Any] = {}
         if is_terminal():
             columns = [TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
             columns += [TextColumn("ETA"), TimeRemainingColumn()]
             self.progress = Progress(*columns, console=stderr(), transient=True, redirect_stdout=False)
-
-    def __enter__(self) -> PhaseBar:
-        if self.progress:
-            self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.progress:
-            self.progress.stop()
 
     def update(self, phase: str, done: int, total: int) -> None:
         if not self.progress:

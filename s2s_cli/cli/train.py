@@ -143,9 +143,8 @@ def train(
     options given; --force replaces an earlier training.
     With --resume it continues the saved run, and the options given change its training settings.
     """
-    from s2s_cli.data.shards import ShardPairs
     from s2s_cli.rundir import RunDir
-    from s2s_cli.training.runner import plan_config
+    from s2s_cli.training.runner import plan_config, training_pairs
     from s2s_cli.training.runner import train as run_train
 
     given = {k: v for k, v in locals().items() if v is not None}
@@ -162,7 +161,8 @@ def train(
         force=force,
     )
     if not resume:
-        how = "" if size or init_from else f", sized for {len(ShardPairs(run.shards_dir, 'train')):,} training pairs"
+        auto = size in (None, ModelSize.AUTO) and init_from is None
+        how = f", sized for {training_pairs(run):,} training pairs" if auto else ""
         console.info(f"model: {describe_model(config.model)}{how}; {describe_training(config.train)}")
     console.info(f"TensorBoard: tensorboard --logdir {run.logs_dir}")
     with console.TrainBar(config.train.max_steps) as bar:

@@ -31,10 +31,11 @@ from s2s_cli.training.trainer import SilentProgress, Trainer, TrainingData, Trai
 def plan_config(run: RunDir, model: dict[str, Any], train: dict[str, Any], resume: bool, force: bool) -> RunConfig:
     """The config a `train` call runs with: saved + overrides when resuming; when fresh, the model preset
     (`size`, auto: sized from the training pairs) or --init-from's model, and the defaults, + overrides."""
-    saved, model = run.load_config(), dict(model)
+    saved = run.load_config()
+    size = model.get("size", ModelSize.AUTO)
+    # auto is resolved once, when a fresh model is sized: it never changes a resumed or --init-from model
+    model = {k: v for k, v in model.items() if (k, v) != ("size", ModelSize.AUTO)}
     if resume:
-        if model.get("size") == ModelSize.AUTO:
-            del model["size"]  # it was resolved when the run started
         latest_checkpoint(run)  # there is one to resume from
         config = saved.with_overrides(model, train)
         if config.model != saved.model:
@@ -55,17 +56,20 @@ def plan_config(run: RunDir, model: dict[str, Any], train: dict[str, Any], resum
             "`s2s train --force` starts over and replaces it."
         )
     init_from = train.get("init_from")
-    size = model.pop("size", ModelSize.AUTO)
     if init_from:
         start = RunDir(init_from).load_config().model  # the model it starts from
-        model = model if size == ModelSize.AUTO else {**model, "size": size}
     else:
-        start = sized_model(size, len(ShardPairs(run.shards_dir, "train")) if size == ModelSize.AUTO else 0)
+        start = sized_model(size, training_pairs(run) if size == ModelSize.AUTO else 0)
         train = {**TRAIN_BY_SIZE.get(start.size, {}), **train}
     config = RunConfig(saved.data, start).with_overrides(model, train)
     if init_from:
         _check_init_from(run, config, RunDir(init_from))
     return config
+
+
+def training_pairs(run: RunDir) -> int:
+    """The number of pairs in the run dir's encoded training split (what `--size auto` sizes the model from)."""
+    return len(ShardPairs(run.shards_dir, "train"))
 
 
 def _check_init_from(run: RunDir, config: RunConfig, source: RunDir) -> None:
