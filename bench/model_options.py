@@ -19,6 +19,12 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--heads", type=int, default=default.heads)
     parser.add_argument("--ff-dim", type=int, default=default.ff_dim)
     parser.add_argument("--dropout", type=float, default=default.dropout)
+    parser.add_argument(
+        "--tie-embeddings",
+        action=argparse.BooleanOptionalAction,
+        default=default.tie_embeddings,
+        help="target embedding = output matrix (with a joint vocabulary, the source embedding too)",
+    )
 
 
 def model_config(args: argparse.Namespace) -> ModelConfig:
@@ -32,12 +38,13 @@ def model_config(args: argparse.Namespace) -> ModelConfig:
         heads=args.heads,
         ff_dim=args.ff_dim,
         dropout=args.dropout,
+        tie_embeddings=args.tie_embeddings,
     )
 
 
 def model_settings(args: argparse.Namespace) -> dict:
     """The shape flags that matter for --arch, for the JSON result."""
-    names = ["layers", "dropout"] + (
+    names = ["layers", "dropout", "tie_embeddings"] + (
         ["d_model", "heads", "ff_dim"] if args.arch == "transformer" else ["cell", "emb", "hidden"]
     )
     return {"arch": args.arch, **{name: getattr(args, name) for name in names}}

@@ -35,11 +35,14 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=60.0, help="training budget, validation included")
     parser.add_argument("--run-dir", type=Path, help="keep the run here (default: a temporary dir)")
     add_model_options(parser)  # defaults: s2s train's
-    parser.add_argument("--vocab", type=int, default=DataConfig().vocab_size)
+    parser.add_argument("--vocab", type=int, default=DataConfig().vocab_size, help="per side, or joint with --joint")
+    parser.add_argument("--joint", action=argparse.BooleanOptionalAction, default=DataConfig().joint)
     defaults = TrainConfig()
     parser.add_argument("--batch-tokens", type=int, default=defaults.batch_tokens)
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--warmup", type=int, default=defaults.warmup)
+    parser.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing)
+    parser.add_argument("--accum-steps", type=int, default=defaults.accum_steps)
     parser.add_argument("--precision", default=defaults.precision.value, choices=[p.value for p in Precision])
     parser.add_argument("--beam", type=int, default=5)
     parser.add_argument("--max-steps", type=int, default=0, help="stop after N steps instead (0: by --minutes)")
@@ -55,7 +58,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         run = RunDir(args.run_dir or Path(tmp) / "run")
-        data = DataConfig(src_lang="en", tgt_lang="de", vocab_size=args.vocab)
+        data = DataConfig(src_lang="en", tgt_lang="de", vocab_size=args.vocab, joint=args.joint)
         valid, test = (files["val.en"], files["val.de"]), (files["test.en"], files["test.de"])
         prepare(files["train.en"], files["train.de"], run.path, data, force=True, valid_files=valid, test_files=test)
         config = RunConfig(
@@ -70,6 +73,8 @@ def main() -> None:
                 batch_tokens=args.batch_tokens,
                 lr=args.lr,
                 warmup=args.warmup,
+                label_smoothing=args.label_smoothing,
+                accum_steps=args.accum_steps,
                 precision=args.precision,
                 patience=5,
             ),
