@@ -24,10 +24,11 @@ def beam_graph(
 ):
     """Beam search for a batch of sentences at once; rows of the decoder are (sentence, beam) pairs.
 
-    Each step extends every live hypothesis by every token and takes the 2 * beam best extensions per sentence, in
-    order: one ending in </s> (or reaching the length limit) joins the sentence's finished list, scored by
-    log-probability / length_penalty; others refill the beam, until it has `beam` live ones or `beam` finished ones.
-    A sentence is done when `beam` hypotheses have finished.
+    Each step extends every live hypothesis by every token and takes the 2 * beam best extensions per sentence, by
+    log-probability. Those among the first `beam` that end in </s> (or reach the length limit) finish, scored by
+    log-probability / length_penalty; the first `beam` that do not are the next live hypotheses. A sentence is done
+    once `beam` hypotheses have finished; its results are the best `beam` of them. This is CTranslate2's beam search
+    (with a length penalty), so that the two engines find the same translations.
 
     Returns ids (batch, n_best, steps) ending in <pad>, scores (batch, n_best) best first, counts (batch,).
     """
@@ -59,19 +60,16 @@ def _beam(model, src, max_lengths, beam, alpha, n_best):
         values, pick = tf.math.top_k(candidates, k=min(2 * k, k * width))
         parent, token = pick // width, tf.gather(tf.reshape(row_tokens, [n, k * width]), pick, batch_dims=1)
         finishing = (token == EOS) | (t + 1 >= max_len[:, None])
-        # Take candidates best first until the beam is full or `beam` have finished; -inf ones are dead beams.
-        valid = tf.math.is_finite(values)
-        n_alive = tf.cumsum(tf.cast(valid & ~finishing, tf.int32), axis=1)
-        n_finished = fin_count[:, None] + tf.cumsum(tf.cast(valid & finishing, tf.int32), axis=1)
-        full = tf.cast((n_alive >= k) | (n_finished >= k), tf.int32)
-        taken = valid & (tf.cumsum(full, axis=1, exclusive=True) == 0) & ~done[:, None]
-        new_fin, new_alive = taken & finishing, taken & ~finishing
+        valid = tf.math.is_finite(values) & ~done[:, None]  # -inf ones extend dead beams
+        new_fin = valid & finishing & (tf.range(tf.shape(values)[1]) < k)[None, :]
+        new_alive = valid & ~finishing & (tf.cumsum(tf.cast(valid & ~finishing, tf.int32), axis=1) <= k)
 
         seqs = tf.gather(alive_seqs, parent, batch_dims=1)  # (n, 2k, limit): each candidate's prefix
         seqs = tf.where((positions == t) & (token != EOS)[:, :, None], token[:, :, None], seqs)
-        fin_slots = _slots(new_fin, fin_count, k)
-        fin_seqs = _place(fin_slots, seqs, fin_seqs, k)
-        fin_scores = _place(fin_slots, values / length_penalty(tf.cast(t + 1, tf.float32), alpha), fin_scores, k)
+        # The finished list keeps the best k of all that finished so far (earlier ones first on equal scores).
+        scored = tf.where(new_fin, values / length_penalty(tf.cast(t + 1, tf.float32), alpha), DEAD)
+        fin_scores, best = tf.math.top_k(tf.concat([fin_scores, scored], axis=1), k=k)
+        fin_seqs = tf.gather(tf.concat([fin_seqs, seqs], axis=1), best, batch_dims=1)
         alive_slots = _slots(new_alive, tf.zeros_like(fin_count), k)
         alive_seqs = _place(alive_slots, seqs, tf.fill([n, k, limit], PAD), k)
         alive_scores = _place(alive_slots, values, tf.fill([n, k], DEAD), k)

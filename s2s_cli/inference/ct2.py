@@ -208,8 +208,10 @@ class CT2Translator:
                 max_batch_size=batch_size,
                 asynchronous=True,  # the groups run at once, one on each of --workers
                 beam_size=beam,
-                num_hypotheses=beam,  # every finished hypothesis: ranked below as s2s ranks them
-                length_penalty=0.0,
+                num_hypotheses=beam,  # ranked below as s2s ranks them
+                # Any penalty keeps CTranslate2 searching until `beam` hypotheses finish, as s2s's beam does
+                # (with none it stops once the best one finishes); _scored undoes it.
+                length_penalty=_ct2_penalty(alpha) if beam > 1 else 0.0,
                 max_decoding_length=limit,
                 min_decoding_length=0,
                 return_scores=True,
@@ -234,8 +236,16 @@ class CT2Translator:
         """A hypothesis' ids and the score s2s gives it: the mean token log-probability (greedy) or the GNMT
         length-penalized one (beam); its length counts </s>, except when it stopped at the length limit."""
         length = len(pieces) if len(pieces) == limit else len(pieces) + 1
-        score = log_prob / length if beam == 1 else log_prob / float(length_penalty(float(length), alpha))
+        if beam == 1:
+            return [self.tgt_ids[p] for p in pieces], log_prob / length
+        log_prob *= float(length) ** _ct2_penalty(alpha)  # CTranslate2 divided by length ** penalty
+        score = log_prob / float(length_penalty(float(length), alpha))
         return [self.tgt_ids[p] for p in pieces], score
+
+
+def _ct2_penalty(alpha: float) -> float:
+    """The length penalty CTranslate2 searches with for s2s's GNMT `alpha`: never 0 (see translate)."""
+    return alpha or 1e-6
 
 
 def _readme(meta: dict[str, Any]) -> str:
