@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.metadata
 import json
 import shutil
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,11 +41,18 @@ SIDES = ("src", "tgt")
 
 
 def versions() -> dict[str, str]:
-    """Versions of the software that writes an artifact."""
-    import keras
-    import tensorflow as tf
+    """Versions of the software that writes an artifact (read from the installed packages: `prepare` does not
+    import TensorFlow)."""
+    return {"s2s": __version__, "keras": _version("keras"), "tensorflow": _version("tensorflow", "tensorflow-cpu")}
 
-    return {"s2s": __version__, "keras": keras.__version__, "tensorflow": tf.__version__}
+
+def _version(module: str, *distributions: str) -> str:
+    if module in sys.modules:
+        return sys.modules[module].__version__
+    for name in (module, *distributions):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            return importlib.metadata.version(name)
+    return "unknown"
 
 
 @dataclass(frozen=True)

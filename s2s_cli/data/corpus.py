@@ -6,7 +6,7 @@ import contextlib
 import stat
 import unicodedata
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import zip_longest
 from pathlib import Path
@@ -39,6 +39,15 @@ class CorpusStats:
         lines = self.examples.setdefault(reason, [])
         if len(lines) < MAX_EXAMPLE_LINES:
             lines.append(line_no)
+
+    def merge(self, later: CorpusStats) -> None:
+        """Add what reading the lines after these found (kept is left alone)."""
+        self.read += later.read
+        self.extra_columns += later.extra_columns
+        self.dropped.update(later.dropped)
+        for reason, lines in later.examples.items():
+            mine = self.examples.setdefault(reason, [])
+            mine.extend(lines[: MAX_EXAMPLE_LINES - len(mine)])
 
     def describe_drops(self) -> str:
         if not self.dropped:
@@ -123,7 +132,14 @@ def _decode(raw: bytes | None, path: Path, line_no: int, stats: CorpusStats, str
 
 
 def _read_tsv(path: Path, stats: CorpusStats, strict: bool) -> Iterator[tuple[int, str, str]]:
-    for line_no, raw in enumerate(_raw_lines(path), start=1):
+    return tsv_rows(path, enumerate(_raw_lines(path), start=1), stats, strict)
+
+
+def tsv_rows(
+    path: Path, lines: Iterable[tuple[int, bytes | None]], stats: CorpusStats, strict: bool
+) -> Iterator[tuple[int, str, str]]:
+    """(line number, source, target) of each numbered raw line of the TSV `path` that has two columns."""
+    for line_no, raw in lines:
         stats.read += 1
         text = _decode(raw, path, line_no, stats, strict)
         if text is None:
@@ -140,6 +156,11 @@ def _read_tsv(path: Path, stats: CorpusStats, strict: bool) -> Iterator[tuple[in
 
 
 def _read_parallel(src_path: Path, tgt_path: Path, stats: CorpusStats, strict: bool) -> Iterator[tuple[int, str, str]]:
+    return parallel_rows(src_path, tgt_path, aligned_lines(src_path, tgt_path), stats, strict)
+
+
+def aligned_lines(src_path: Path, tgt_path: Path) -> Iterator[tuple[int, bytes | None, bytes | None]]:
+    """(line number, source line, target line) of two line-aligned files; a DataError when their lengths differ."""
     pairs = zip_longest(_raw_lines(src_path), _raw_lines(tgt_path), fillvalue=_END)
     for line_no, (src_raw, tgt_raw) in enumerate(pairs, start=1):
         if src_raw is _END or tgt_raw is _END:
@@ -147,6 +168,18 @@ def _read_parallel(src_path: Path, tgt_path: Path, stats: CorpusStats, strict: b
             n_src = n_src if n_src is not None else sum(1 for _ in _raw_lines(src_path))
             n_tgt = n_tgt if n_tgt is not None else sum(1 for _ in _raw_lines(tgt_path))
             raise DataError(f"{src_path} has {n_src} lines but {tgt_path} has {n_tgt}: the files must be line-aligned.")
+        yield line_no, src_raw, tgt_raw
+
+
+def parallel_rows(
+    src_path: Path,
+    tgt_path: Path,
+    lines: Iterable[tuple[int, bytes | None, bytes | None]],
+    stats: CorpusStats,
+    strict: bool,
+) -> Iterator[tuple[int, str, str]]:
+    """(line number, source, target) of each numbered pair of raw lines that decodes."""
+    for line_no, src_raw, tgt_raw in lines:
         stats.read += 1
         src = _decode(src_raw, src_path, line_no, stats, strict)
         tgt = _decode(tgt_raw, tgt_path, line_no, stats, strict) if src is not None else None
@@ -163,6 +196,11 @@ def clean_pairs(
     if tgt_path is not None:
         _check_file(tgt_path)
     rows = _read_tsv(path, stats, strict) if tgt_path is None else _read_parallel(path, tgt_path, stats, strict)
+    return normalized_rows(rows, stats)
+
+
+def normalized_rows(rows: Iterable[tuple[int, str, str]], stats: CorpusStats) -> Iterator[tuple[int, str, str]]:
+    """The rows normalized, those with an empty side counted in `stats` and left out."""
     for line_no, src_raw, tgt_raw in rows:
         src, tgt = normalize(src_raw), normalize(tgt_raw)
         if src and tgt:

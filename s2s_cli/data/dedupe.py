@@ -30,9 +30,15 @@ class Deduplicator:
         if len(self.block) == BLOCK:
             self._check()
 
-    def _check(self) -> None:
-        hashes = np.array(self.block, np.uint64)
-        self.block = []
+    def add_hashes(self, hashes: np.ndarray) -> None:
+        """pair_hash of each of a run of pairs, in order (as `add` of each)."""
+        if self.block:
+            self._check()
+        self._check(hashes)
+
+    def _check(self, hashes: np.ndarray | None = None) -> None:
+        if hashes is None:
+            hashes, self.block = np.array(self.block, np.uint64), []
         _, first_in_block = np.unique(hashes, return_index=True)
         first = np.zeros(len(hashes), bool)
         first[first_in_block] = True

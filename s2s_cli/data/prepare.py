@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from array import array
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from s2s_cli.config import DataConfig, RunConfig
+from s2s_cli.data.cleaning import clean_corpus
 from s2s_cli.data.corpus import (
     TEST,
     TRAIN,
@@ -22,11 +22,9 @@ from s2s_cli.data.corpus import (
     Pair,
     assign_splits,
     check_usable,
-    clean_pairs,
     held_out_sizes,
     read_corpus,
 )
-from s2s_cli.data.dedupe import Deduplicator
 from s2s_cli.data.shards import PARALLEL_FROM, write_shards
 from s2s_cli.data.tokenizers import Tokenizer, load_tokenizers, train_tokenizer_files
 from s2s_cli.errors import RunDirError
@@ -73,8 +71,9 @@ def prepare(
 ) -> PrepareResult:
     """Write config.json, tokenizers/, data/ and manifest.json into `run_dir` (replacing it only with `force`).
 
-    The corpus is streamed twice (read, clean and find duplicates; write the splits): memory does not grow with it
-    beyond about 14 bytes a pair. `progress(phase, done, total)` hears how far each phase is.
+    The corpus is streamed once (read, clean and find duplicates), its cleaned pairs once more from a temporary file
+    (write the splits): memory does not grow with it beyond about 14 bytes a pair. `progress(phase, done, total)`
+    hears how far each phase is.
 
     `valid_files` / `test_files` (a TSV, or a source and a target file) replace the split cut from the corpus.
     `tokenizers_from`: a run dir whose tokenizers and languages are reused (to fine-tune its model on this corpus).
@@ -107,19 +106,21 @@ def _prepare(
     source: RunDir | None,
     progress: Progress,
 ) -> PrepareResult:
-    stats, firsts, line_numbers = _find_duplicates(corpus, tgt_file, strict, progress)
-    given = {
-        name: read_corpus(files[0], files[1] if len(files) > 1 else None, strict=strict)[0]
-        for name, files in (("valid", valid_files), ("test", test_files))
-        if files
-    }
-    sizes = held_out_sizes(
-        0 if "valid" in given else data.valid_size, 0 if "test" in given else data.test_size, stats.kept
-    )
-    roles = assign_splits(stats.kept, *sizes, data.seed)
     staging = RunDir(make_temp_dir(run_dir.parent, prefix=f".{run_dir.name}.prepare-"))
     try:
-        counts, sample = _write_splits(corpus, tgt_file, strict, firsts, roles, staging, given, progress)
+        cleaned = staging.path / "cleaned.tsv"
+        stats, firsts = _find_duplicates(corpus, tgt_file, strict, cleaned, progress)
+        given = {
+            name: read_corpus(files[0], files[1] if len(files) > 1 else None, strict=strict)[0]
+            for name, files in (("valid", valid_files), ("test", test_files))
+            if files
+        }
+        sizes = held_out_sizes(
+            0 if "valid" in given else data.valid_size, 0 if "test" in given else data.test_size, stats.kept
+        )
+        roles = assign_splits(stats.kept, *sizes, data.seed)
+        counts, sample = _write_splits(cleaned, firsts, roles, staging, given, progress)
+        cleaned.unlink()
         data = replace(
             data,
             src_lang=data.src_lang or detect_lang(s for s, _ in sample),
@@ -164,38 +165,32 @@ def _quiet(phase: str, done: int, total: int) -> None:
 
 
 def _find_duplicates(
-    corpus: Path, tgt_file: Path | None, strict: bool, progress: Progress
-) -> tuple[CorpusStats, np.ndarray, array]:
-    """The first pass: counts what is dropped, and which usable pairs are the first of their kind."""
-    stats, dedupe, line_numbers = CorpusStats(), Deduplicator(), array("I")
-    pairs = clean_pairs(corpus, tgt_file, stats, strict)
+    corpus: Path, tgt_file: Path | None, strict: bool, cleaned: Path, progress: Progress
+) -> tuple[CorpusStats, np.ndarray]:
+    """The first pass: counts what is dropped, finds which usable pairs are the first of their kind, and writes the
+    usable pairs, normalized, to `cleaned`."""
     total = count_lines(corpus) if corpus.is_file() else 0
-    for n, (line_no, src, tgt) in enumerate(pairs):
-        dedupe.add(src, tgt)
-        line_numbers.append(line_no)
-        if n % 10_000 == 0:
-            progress("reading", stats.read, total)
-    firsts = dedupe.firsts()
+    stats, firsts, line_numbers = clean_corpus(
+        corpus, tgt_file, strict, cleaned, cpu_count(), lambda read: progress("reading", read, total)
+    )
     for index in np.flatnonzero(~firsts):
         stats.drop("duplicate", line_numbers[index])
     stats.kept = int(firsts.sum())
     check_usable(corpus, stats)
     progress("reading", total, total)
-    return stats, firsts, line_numbers
+    return stats, firsts
 
 
 def _write_splits(
-    corpus: Path,
-    tgt_file: Path | None,
-    strict: bool,
+    cleaned: Path,
     firsts: np.ndarray,
     roles: np.ndarray,
     staging: RunDir,
     given: dict[str, list[Pair]],
     progress: Progress,
 ) -> tuple[dict[str, int], list[Pair]]:
-    """The second pass: each kept pair to its split's files, in corpus order. Returns the pairs per split and the
-    first training pairs (to detect languages and measure coverage)."""
+    """The second pass, over the cleaned pairs: each kept pair to its split's files, in corpus order. Returns the
+    pairs per split and the first training pairs (to detect languages and measure coverage)."""
     (staging.path / DATA).mkdir(parents=True, exist_ok=True)
     names = {TRAIN: "train", VALID: "valid", TEST: "test"}
     outputs = {
@@ -203,21 +198,22 @@ def _write_splits(
     }
     counts, sample, kept = dict.fromkeys(SPLITS, 0), [], 0
     try:
-        pairs = clean_pairs(corpus, tgt_file, CorpusStats(), strict)
-        for index, (_, src, tgt) in enumerate(pairs):
-            if not firsts[index]:
-                continue
-            split = names[int(roles[kept])]
-            kept += 1
-            if split in given:
-                continue  # replaced by the file given
-            outputs[split]["src"].write(src + "\n")
-            outputs[split]["tgt"].write(tgt + "\n")
-            counts[split] += 1
-            if split == "train" and len(sample) < SAMPLE_PAIRS:
-                sample.append((src, tgt))
-            if kept % 10_000 == 0:
-                progress("splitting", kept, len(roles))
+        with cleaned.open(encoding="utf-8", newline="\n") as pairs:
+            for index, line in enumerate(pairs):
+                if not firsts[index]:
+                    continue
+                split = names[int(roles[kept])]
+                kept += 1
+                if split in given:
+                    continue  # replaced by the file given
+                src, tgt = line[:-1].split("\t")
+                outputs[split]["src"].write(src + "\n")
+                outputs[split]["tgt"].write(tgt + "\n")
+                counts[split] += 1
+                if split == "train" and len(sample) < SAMPLE_PAIRS:
+                    sample.append((src, tgt))
+                if kept % 10_000 == 0:
+                    progress("splitting", kept, len(roles))
         for split, pairs_given in given.items():
             for src, tgt in pairs_given:
                 outputs[split]["src"].write(src + "\n")

@@ -8,6 +8,7 @@ sentence, read through memory maps, so that training holds none of it in memory.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 from array import array
 from collections import deque
@@ -99,19 +100,16 @@ def write_shards(
         kept_text["src"].open("w", encoding="utf-8") as src_text,
         kept_text["tgt"].open("w", encoding="utf-8") as tgt_text,
     ):
-        for (src_lines, tgt_lines), (src_ids, tgt_ids) in _encoded(lines, tokenizers, workers):
-            for s, t, src_line, tgt_line in zip(src_ids, tgt_ids, src_lines, tgt_lines):
-                if drop_too_long and (len(s) > max_len or len(t) > max_len):
-                    dropped += 1
-                    continue
-                src_text.write(src_line + "\n")
-                tgt_text.write(tgt_line + "\n")
-                s, t = s[:max_len], t[:max_len]
-                src_out.write(np.asarray(s, dtype).tobytes())
-                tgt_out.write(np.asarray(t, dtype).tobytes())
-                offsets["src"].append(offsets["src"][-1] + len(s))
-                offsets["tgt"].append(offsets["tgt"][-1] + len(t))
-                written += 1
+        for (src_lines, tgt_lines), ((src_ids, src_lens), (tgt_ids, tgt_lens)) in _encoded(lines, tokenizers, workers):
+            keep = (src_lens <= max_len) & (tgt_lens <= max_len) if drop_too_long else np.ones(len(src_lens), bool)
+            dropped += int(len(keep) - keep.sum())
+            src_text.write("".join(line + "\n" for line, kept in zip(src_lines, keep) if kept))
+            tgt_text.write("".join(line + "\n" for line, kept in zip(tgt_lines, keep) if kept))
+            for side, ids, lengths, out in (("src", src_ids, src_lens, src_out), ("tgt", tgt_ids, tgt_lens, tgt_out)):
+                ids, lengths = _kept_ids(ids, lengths, keep, max_len)
+                out.write(ids.astype(dtype).tobytes())
+                offsets[side].extend((offsets[side][-1] + np.cumsum(lengths)).tolist())
+            written += int(keep.sum())
     for side in ("src", "tgt"):
         with open(f"{paths[side]}.offsets", "wb") as f:
             offsets[side].tofile(f)
@@ -154,8 +152,20 @@ def _load(tokenizers: tuple[Path, str]) -> None:
 
 
 def _encode_chunk(chunk: tuple[list[str], list[str]]) -> tuple:
-    src, tgt = chunk
-    return _TOKENIZERS[0].encode(src), _TOKENIZERS[1].encode(tgt)
+    """((source ids, lengths), (target ids, lengths)): each side's ids of all lines in one flat array."""
+    return tuple(_flat(tok.encode(lines)) for tok, lines in zip(_TOKENIZERS, chunk))
+
+
+def _flat(seqs: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    lengths = np.fromiter(map(len, seqs), np.int64, len(seqs))
+    return np.fromiter(itertools.chain.from_iterable(seqs), np.int32, int(lengths.sum())), lengths
+
+
+def _kept_ids(ids: np.ndarray, lengths: np.ndarray, keep: np.ndarray, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ids and lengths of the sequences `keep` marks, each cut to its first `max_len` ids."""
+    starts = np.cumsum(lengths) - lengths
+    position = np.arange(len(ids)) - np.repeat(starts, lengths)  # of each id in its sequence
+    return ids[np.repeat(keep, lengths) & (position < max_len)], np.minimum(lengths, max_len)[keep]
 
 
 def _chunks(lines: dict[str, Path]) -> Iterator[tuple[list[str], list[str]]]:
