@@ -89,3 +89,40 @@ def test_a_converted_model_is_replaced_only_with_force(runs, tmp_path):
         convert(runs["plain"], out)
     convert(runs["plain"], out, force=True)
     shutil.rmtree(out)
+
+
+def test_a_model_kept_in_the_run_dir_is_what_translate_uses_while_it_matches_the_weights(runs, tmp_path, monkeypatch):
+    from s2s_cli.inference.translator import Translator as S2STranslator
+
+    run = RunDir(tmp_path / "run")
+    shutil.copytree(runs["plain"].path, run.path)
+    args = ["translate", "-r", str(run.path), "--json", "Hello, world.", "I eat apples."]
+    ours = runner.invoke(app, args)  # no converted model yet: s2s's engine
+    assert ours.exit_code == 0, ours.output
+    exported = runner.invoke(app, ["export", "-r", str(run.path), "--format", "ctranslate2"])
+    assert exported.exit_code == 0, exported.output
+    assert (run.path / "ctranslate2" / "model.bin").is_file()
+    assert runner.invoke(app, ["export", "-r", str(run.path), "--format", "ctranslate2"]).exit_code == 0  # again
+
+    def no_tensorflow_engine(*args, **kwargs):
+        raise AssertionError("s2s's own engine was loaded")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(S2STranslator, "from_run_dir", no_tensorflow_engine)
+        theirs = runner.invoke(app, args)
+        assert theirs.exit_code == 0, theirs.output
+        assert runner.invoke(app, [*args[:3], "--engine", "ctranslate2", "hi"]).exit_code == 0
+    assert [json.loads(line)["translations"][0]["text"] for line in theirs.stdout.splitlines()] == [
+        json.loads(line)["translations"][0]["text"] for line in ours.stdout.splitlines()
+    ]
+    assert runner.invoke(app, [*args, "--align"]).exit_code == 0  # --align: s2s's engine
+    # Weights that changed since (a training went on): s2s's engine again, whatever the kept model says.
+    metadata = run.path / "ctranslate2" / "s2s-ct2.json"
+    metadata.write_text(metadata.read_text().replace('"weights_sha256": "', '"weights_sha256": "0'))
+    with monkeypatch.context() as patched:
+        patched.setattr(S2STranslator, "from_run_dir", no_tensorflow_engine)
+        assert runner.invoke(app, args).exit_code == 1  # it tried s2s's engine
+    assert runner.invoke(app, args).exit_code == 0
+    stale = runner.invoke(app, [*args[:3], "--engine", "ctranslate2", "hi"])
+    assert stale.exit_code == 2 and "s2s export --format ctranslate2" in stale.output
+    assert runner.invoke(app, ["export", "-r", str(run.path)]).exit_code == 2  # a SavedModel needs OUT_DIR

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -31,8 +31,13 @@ class Format(Choice):
 @handles_errors
 def export(
     out_dir: Annotated[
-        Path, typer.Argument(help="Directory for the SavedModel, e.g. models/en-zh/1 (TF Serving's version folder).")
-    ],
+        Optional[Path],
+        typer.Argument(
+            help="Directory for the SavedModel, e.g. models/en-zh/1 (TF Serving's version folder). With --format "
+            "ctranslate2 it may be left out: the model then goes into the run dir, and `s2s translate` uses it.",
+            show_default=False,
+        ),
+    ] = None,
     run_dir: RunDirOpt = DEFAULT_RUN_DIR,
     beam: BeamOpt = 5,
     length_penalty: LengthPenaltyOpt = 0.6,
@@ -53,10 +58,15 @@ def export(
     from s2s_cli.rundir import RunDir
 
     if format == Format.CTRANSLATE2:
-        from s2s_cli.inference.ct2 import convert
+        from s2s_cli.inference.ct2 import KEPT, convert
 
+        kept = out_dir is None
+        out_dir = run_dir / KEPT if kept else out_dir
         metadata = convert(RunDir(run_dir), out_dir, quantization, force=force)
-        console.info(f"translate with: s2s translate --engine ctranslate2 --model {out_dir} TEXT")
+        how = f"-r {run_dir} TEXT (while the weights stay as they are)" if kept else f"--model {out_dir} TEXT"
+        console.info(f"translate with: s2s translate {how}")
+    elif out_dir is None:
+        raise typer.BadParameter("give OUT_DIR, the directory for the SavedModel.")
     else:
         from s2s_cli.inference.export import export as run_export
 

@@ -27,6 +27,7 @@ MIN_CHUNK = 512  # input lines read ahead: sorting by length happens within a ch
 
 
 class Engine(Choice):
+    AUTO = "auto"
     S2S = "s2s"
     CTRANSLATE2 = "ctranslate2"
 
@@ -65,11 +66,16 @@ def translate(
     temperature: Annotated[float, typer.Option(min=0.01, help="--sample: below 1 sharper, above 1 flatter.")] = 1.0,
     seed: Annotated[int, typer.Option(help="--sample: the same seed, input and batch size give the same draws.")] = 0,
     engine: Annotated[
-        Engine, typer.Option(help="s2s: the run dir's model; ctranslate2: a model converted with `s2s export`.")
-    ] = Engine.S2S,
+        Engine,
+        typer.Option(
+            help="s2s: the run dir's model in TensorFlow; ctranslate2: a model converted with `s2s export --format "
+            "ctranslate2` (--model, or the run dir's own); auto: the run dir's own CTranslate2 model while it matches "
+            "the weights and ctranslate2 is installed (it starts in under a second), else s2s."
+        ),
+    ] = Engine.AUTO,
     model: Annotated[
         Optional[Path],
-        typer.Option(help="The CTranslate2 model (`s2s export --format ctranslate2 DIR`) for --engine ctranslate2."),
+        typer.Option(help="A CTranslate2 model (`s2s export --format ctranslate2 DIR`): translate with it."),
     ] = None,
     align: Annotated[
         bool,
@@ -86,12 +92,9 @@ def translate(
 
     if n_best > beam:
         raise typer.BadParameter(f"--n-best {n_best} exceeds --beam {beam}.")
-    if (engine == Engine.CTRANSLATE2) != (model is not None):
-        raise typer.BadParameter("--engine ctranslate2 and --model DIR go together.")
-    if align and engine == Engine.CTRANSLATE2:
-        raise typer.BadParameter("--align needs s2s's own engine.")
+    model = _ctranslate2_model(engine, model, run_dir, align)
     kind, lines = inputs.sources(text or [], input_file)
-    if engine == Engine.CTRANSLATE2:  # without TensorFlow
+    if model is not None:  # without TensorFlow
         from s2s_cli.inference.ct2 import CT2Translator
 
         translator = CT2Translator(model, workers=cpu_workers(workers))
@@ -130,3 +133,25 @@ def translate(
                         sys.stdout.flush()
                         console.stdout().print(console.alignment_grid(alignment))
             sys.stdout.flush()
+
+
+def _ctranslate2_model(engine: Engine, model: Path | None, run_dir: Path, align: bool) -> Path | None:
+    """The CTranslate2 model to translate with, or None for s2s's own engine."""
+    from importlib.util import find_spec
+
+    from s2s_cli.inference.ct2 import KEPT, kept_model
+    from s2s_cli.rundir import RunDir
+
+    if model is not None and engine == Engine.S2S:
+        raise typer.BadParameter("--model is a CTranslate2 model: drop --engine s2s, or drop --model.")
+    if engine == Engine.S2S or (engine == Engine.AUTO and (align or find_spec("ctranslate2") is None)):
+        return None
+    if align:
+        raise typer.BadParameter("--align needs s2s's own engine (--engine s2s).")
+    kept = model or kept_model(RunDir(run_dir))
+    if kept is None and engine == Engine.CTRANSLATE2:
+        raise typer.BadParameter(
+            f"no CTranslate2 model: give --model DIR, or convert the run's present weights into {run_dir / KEPT} "
+            f"with `s2s export --format ctranslate2 -r {run_dir}`."
+        )
+    return kept

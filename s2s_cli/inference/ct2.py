@@ -23,12 +23,13 @@ from s2s_cli.config import Arch
 from s2s_cli.data.corpus import normalize
 from s2s_cli.data.tokenizers import SentencePieceTokenizer, Tokenizer, VocabTokenizer, load_tokenizer
 from s2s_cli.errors import ConfigError, RunDirError
-from s2s_cli.files import check_replaceable, make_temp_dir, swap_in_dir, write_json_atomic
+from s2s_cli.files import check_replaceable, make_temp_dir, sha256, swap_in_dir, write_json_atomic
 from s2s_cli.inference.common import Sampling, Translation, cpu_cores, length_penalty, output_limits
 from s2s_cli.rundir import RunDir
 from s2s_cli.tokens import BOS, PAD
 
 METADATA = "s2s-ct2.json"
+KEPT = "ctranslate2"  # the run dir's own converted model, which `s2s translate` uses while it matches the weights
 QUANTIZATIONS = ("float32", "int16", "int8", "int8_float32", "float16", "int8_float16", "bfloat16", "int8_bfloat16")
 
 
@@ -47,11 +48,16 @@ def convert(run: RunDir, out_dir: Path, quantization: str = "float32", force: bo
     from s2s_cli.inference.translator import Translator  # TensorFlow: only to convert, not to translate
 
     run.require_weights()
-    if out_dir.resolve() == run.path.resolve() or run.path.resolve() in out_dir.resolve().parents:
-        raise RunDirError(f"{out_dir} is inside the run dir {run.path}: convert to a directory outside it.")
+    kept = out_dir.resolve() == (run.path / KEPT).resolve()
+    if not kept and (out_dir.resolve() == run.path.resolve() or run.path.resolve() in out_dir.resolve().parents):
+        raise RunDirError(
+            f"{out_dir} is inside the run dir {run.path}: convert to a directory outside it (or, without OUT_DIR, "
+            f"into {run.path / KEPT}, which `s2s translate` then uses)."
+        )
     if quantization not in QUANTIZATIONS:
         raise ConfigError(f"--quantization must be one of {', '.join(QUANTIZATIONS)} (got {quantization!r}).")
-    check_replaceable(out_dir, force, (out_dir / METADATA).is_file(), f"a CTranslate2 export ({METADATA})", "OUT_DIR")
+    exists = (out_dir / METADATA).is_file()
+    check_replaceable(out_dir, force or kept, exists, f"a CTranslate2 export ({METADATA})", "OUT_DIR")
     translator = Translator.from_run_dir(run)
     config = translator.config
     if config.model.arch != Arch.TRANSFORMER:
@@ -71,6 +77,7 @@ def convert(run: RunDir, out_dir: Path, quantization: str = "float32", force: bo
         "tgt_lang": config.data.tgt_lang,
         "tokenizer": config.data.tokenizer.value,
         "max_source_tokens": config.data.max_len,
+        "weights_sha256": sha256(run.weights_path),
     }
     staging = make_temp_dir(out_dir.parent, prefix=f".{out_dir.name}.ct2-")
     try:
@@ -82,6 +89,19 @@ def convert(run: RunDir, out_dir: Path, quantization: str = "float32", force: bo
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return metadata
+
+
+def kept_model(run: RunDir) -> Path | None:
+    """The run dir's own CTranslate2 model (`s2s export --format ctranslate2` without OUT_DIR), if it was converted
+    from the run's present weights."""
+    metadata = run.path / KEPT / METADATA
+    if not metadata.is_file() or not run.weights_path.is_file():
+        return None
+    try:
+        recorded = json.loads(metadata.read_text(encoding="utf-8")).get("weights_sha256")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return metadata.parent if recorded == sha256(run.weights_path) else None
 
 
 def _pieces(tok: Tokenizer) -> list[str]:
