@@ -4,7 +4,8 @@ The corpus joins two Multi30k pairs a line (about 25 words a side), all lines di
 
 python bench/scale.py --data ../shared/data/multi30k --pairs 2000000 [--steps 200] [--work DIR] --json
 
-Each phase runs in its own process, so that its peak RSS is its own. `spm` times SentencePiece alone on the same
+Each phase runs in its own process, so that its peak RSS is its own (worker_peak_rss_mb: its largest worker
+process's, which prepare starts one a core). `spm` times SentencePiece alone on the same
 sample as prepare's, the yardstick for prepare's own time.
 """
 
@@ -105,7 +106,17 @@ def _phase(phase: str, args: list[str]) -> None:
         extra = {"steps": result.steps, "tgt_tokens_per_sec": result.tgt_tokens_per_sec}
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": round(seconds, 1), "peak_rss_mb": round(peak, 1), **extra}))
+    worker = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest worker process's
+    print(
+        json.dumps(
+            {
+                "seconds": round(seconds, 1),
+                "peak_rss_mb": round(peak, 1),
+                "worker_peak_rss_mb": round(worker, 1),
+                **extra,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":
