@@ -123,3 +123,20 @@ def test_unreadable_file(tmp_path):
     path.chmod(0)
     with pytest.raises(DataError, match="cannot be read"):
         read_corpus(path)
+
+
+def test_the_deduplicator_marks_first_occurrences_across_blocks(monkeypatch):
+    import numpy as np
+
+    from s2s_cli.data import dedupe
+
+    monkeypatch.setattr(dedupe, "BLOCK", 1000)  # checked many times, each block against all seen before
+    hashes = np.random.default_rng(0).integers(0, 500, 20_000).astype(np.uint64)
+    finder = dedupe.Deduplicator()
+    for start in range(0, len(hashes), 37):
+        finder.add_hashes(hashes[start : start + 37])
+    seen, expected = set(), []
+    for h in hashes.tolist():
+        expected.append(h not in seen)
+        seen.add(h)
+    assert finder.firsts().tolist() == expected and sum(expected) == 500
