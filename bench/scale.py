@@ -4,8 +4,8 @@ The corpus joins two Multi30k pairs a line (about 25 words a side), all lines di
 
 python bench/scale.py --data ../shared/data/multi30k --pairs 2000000 [--steps 200] [--work DIR] --json
 
-Each phase runs in its own process, so that its peak RSS is its own (worker_peak_rss_mb: its largest worker
-process's, which prepare starts one a core). `spm` times SentencePiece alone on the same
+Each phase runs in its own process, so that its peak RSS is its own; tree_peak_rss_mb is the most that process and
+its workers (prepare starts one a core) held at once, sampled every 0.5 s. `spm` times SentencePiece alone on the same
 sample as prepare's, the yardstick for prepare's own time.
 """
 
@@ -61,10 +61,37 @@ def _write_corpus(data: Path, pairs: int, out: Path) -> None:
 
 def _child(phase: str, *args: str) -> dict:
     command = [sys.executable, __file__, "--phase", phase, *args]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode:
-        sys.exit(f"{phase} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.splitlines()[-1])
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        child, tree_peak = subprocess.Popen(command, stdout=out, stderr=err, text=True), 0
+        while child.poll() is None:
+            tree_peak = max(tree_peak, _tree_rss_kb(child.pid))
+            time.sleep(0.5)
+        out.seek(0), err.seek(0)
+        if child.returncode:
+            sys.exit(f"{phase} failed:\n{err.read()[-3000:]}")
+        result = json.loads(out.read().splitlines()[-1])
+    return result | {"tree_peak_rss_mb": round(tree_peak / 1024, 1)}
+
+
+def _tree_rss_kb(root: int) -> int:
+    """The resident memory of a process and all its descendants now (Linux /proc), in KiB."""
+    parents, rss = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":", 1) for line in stat.read_text().splitlines() if ":" in line)
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields["PPid"])
+        rss[pid] = int(fields.get("VmRSS", "0 kB").split()[0])
+    tree, grew = {root}, True
+    while grew:
+        grew = False
+        for pid, parent in parents.items():
+            if parent in tree and pid not in tree:
+                tree.add(pid)
+                grew = True
+    return sum(rss.get(pid, 0) for pid in tree)
 
 
 def _phase(phase: str, args: list[str]) -> None:
@@ -106,17 +133,7 @@ def _phase(phase: str, args: list[str]) -> None:
         extra = {"steps": result.steps, "tgt_tokens_per_sec": result.tgt_tokens_per_sec}
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    worker = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest worker process's
-    print(
-        json.dumps(
-            {
-                "seconds": round(seconds, 1),
-                "peak_rss_mb": round(peak, 1),
-                "worker_peak_rss_mb": round(worker, 1),
-                **extra,
-            }
-        )
-    )
+    print(json.dumps({"seconds": round(seconds, 1), "peak_rss_mb": round(peak, 1), **extra}))
 
 
 if __name__ == "__main__":
