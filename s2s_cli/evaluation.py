@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sacrebleu.metrics import BLEU, CHRF, TER
 
+from s2s_cli.config import LENGTH_PENALTY
 from s2s_cli.data.corpus import read_lines
 from s2s_cli.errors import DataError
 from s2s_cli.files import write_output
@@ -82,7 +83,7 @@ def evaluate(
     hyp_file: Path | None = None,
     output: Path | None = None,
     beam: int = 5,
-    alpha: float = 0.6,
+    alpha: float = LENGTH_PENALTY,
     workers: int = 1,
     on_batch: Callable[[int], None] | None = None,
 ) -> Scores:

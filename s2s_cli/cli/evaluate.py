@@ -19,6 +19,7 @@ from s2s_cli.cli.app import (
     app,
     handles_errors,
 )
+from s2s_cli.config import LENGTH_PENALTY
 from s2s_cli.files import count_lines
 
 
@@ -37,7 +38,7 @@ def evaluate(
         Optional[Path], typer.Option("--output", "-o", help="Write the translations to this file.")
     ] = None,
     beam: BeamOpt = 5,
-    length_penalty: LengthPenaltyOpt = 0.6,
+    length_penalty: LengthPenaltyOpt = LENGTH_PENALTY,
     workers: WorkersOpt = None,
     json_out: JsonOpt = False,
 ) -> None:

@@ -19,7 +19,7 @@ from s2s_cli.cli.app import (
     force_option,
     handles_errors,
 )
-from s2s_cli.config import Choice
+from s2s_cli.config import LENGTH_PENALTY, Choice
 
 
 class Format(Choice):
@@ -40,7 +40,7 @@ def export(
     ] = None,
     run_dir: RunDirOpt = DEFAULT_RUN_DIR,
     beam: BeamOpt = 5,
-    length_penalty: LengthPenaltyOpt = 0.6,
+    length_penalty: LengthPenaltyOpt = LENGTH_PENALTY,
     force: Annotated[bool, force_option("Replace OUT_DIR if it exists.")] = False,
     format: Annotated[  # noqa: A002
         Format, typer.Option("--format", help="savedmodel (TensorFlow Serving) or ctranslate2 (a Transformer only).")

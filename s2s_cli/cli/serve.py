@@ -9,6 +9,7 @@ import typer
 
 from s2s_cli import console
 from s2s_cli.cli.app import DEFAULT_RUN_DIR, BeamOpt, LengthPenaltyOpt, RunDirOpt, WorkersOpt, app, handles_errors
+from s2s_cli.config import LENGTH_PENALTY
 
 
 @app.command()
@@ -18,7 +19,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 for every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 5000,
     beam: BeamOpt = 5,
-    length_penalty: LengthPenaltyOpt = 0.6,
+    length_penalty: LengthPenaltyOpt = LENGTH_PENALTY,
     batch_size: Annotated[int, typer.Option(min=1, help="Texts decoded together, from any requests.")] = 64,
     max_wait_ms: Annotated[
         float, typer.Option(min=0.0, help="How long a batch waits for more texts once it has one.")

@@ -20,7 +20,7 @@ from s2s_cli.cli.app import (
     app,
     handles_errors,
 )
-from s2s_cli.config import Choice
+from s2s_cli.config import LENGTH_PENALTY, Choice
 from s2s_cli.files import count_lines
 
 MIN_CHUNK = 512  # input lines read ahead: sorting by length happens within a chunk
@@ -45,7 +45,7 @@ def translate(
     input_file: InputOpt = None,
     beam: BeamOpt = 5,
     n_best: Annotated[int, typer.Option(min=1, help="Translations per input (at most --beam).")] = 1,
-    length_penalty: LengthPenaltyOpt = 0.6,
+    length_penalty: LengthPenaltyOpt = LENGTH_PENALTY,
     batch_size: Annotated[int, typer.Option(min=1, help="Sentences decoded together.")] = 256,
     workers: WorkersOpt = None,
     max_length: Annotated[

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from s2s_cli import __version__
-from s2s_cli.config import Arch
+from s2s_cli.config import LENGTH_PENALTY, Arch
 from s2s_cli.data.corpus import normalize
 from s2s_cli.data.tokenizers import SentencePieceTokenizer, Tokenizer, VocabTokenizer, load_tokenizer
 from s2s_cli.errors import ConfigError, RunDirError
@@ -195,7 +195,7 @@ class CT2Translator:
         texts: Sequence[str],
         beam: int = 5,
         n_best: int = 1,
-        alpha: float = 0.6,
+        alpha: float = LENGTH_PENALTY,
         batch_size: int = 256,
         no_unk: bool = False,
         sampling: Sampling | None = None,

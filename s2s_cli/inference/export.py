@@ -14,6 +14,7 @@ from typing import Any
 import tensorflow as tf
 
 from s2s_cli import __version__
+from s2s_cli.config import LENGTH_PENALTY
 from s2s_cli.data.tokenizers import SentencePieceTokenizer
 from s2s_cli.errors import ConfigError, RunDirError
 from s2s_cli.files import check_replaceable, make_temp_dir, swap_in_dir, write_json_atomic, write_text_atomic
@@ -83,7 +84,9 @@ class TranslationModule(tf.Module):
         return {"translations": tf.where(empty, "", text), "scores": tf.where(empty, 0.0, scores)}
 
 
-def export(run: RunDir, out_dir: Path, beam: int = 5, alpha: float = 0.6, force: bool = False) -> dict[str, Any]:
+def export(
+    run: RunDir, out_dir: Path, beam: int = 5, alpha: float = LENGTH_PENALTY, force: bool = False
+) -> dict[str, Any]:
     """Write the SavedModel (plus metadata and a README) to `out_dir`; returns the metadata."""
     run.require_weights()
     if out_dir.is_symlink() and not out_dir.exists():

@@ -20,6 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from s2s_cli import __version__
+from s2s_cli.config import LENGTH_PENALTY
 from s2s_cli.inference.translator import Translation
 
 LANGUAGE_NAMES = {"en": "English", "zh": "Chinese", "de": "German", "fr": "French", "ja": "Japanese", "ko": "Korean"}
@@ -34,7 +35,7 @@ class ServerConfig:
     src_lang: str | None
     tgt_lang: str | None
     beam: int = 5
-    alpha: float = 0.6
+    alpha: float = LENGTH_PENALTY
     max_batch: int = 64  # texts decoded together
     max_wait: float = 0.01  # seconds a batch waits for more texts once it has one
     queue_size: int = 1024  # texts waiting; beyond it, 503

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from s2s_cli.config import RunConfig
+from s2s_cli.config import LENGTH_PENALTY, RunConfig
 from s2s_cli.data.batching import pad_ids
 from s2s_cli.data.corpus import normalize
 from s2s_cli.data.tokenizers import Tokenizer, load_tokenizers
@@ -93,7 +93,7 @@ def beam_search(
     src: np.ndarray,
     max_lengths,
     beam: int = 5,
-    alpha: float = 0.6,
+    alpha: float = LENGTH_PENALTY,
     n_best: int = 1,
     banned: tuple[int, ...] = NEVER,
 ) -> list[list[Hypothesis]]:
@@ -149,7 +149,7 @@ class Translator:
         texts: Sequence[str],
         beam: int = 5,
         n_best: int = 1,
-        alpha: float = 0.6,
+        alpha: float = LENGTH_PENALTY,
         batch_size: int = 256,
         on_batch: Callable[[int], None] | None = None,
         no_unk: bool = False,
