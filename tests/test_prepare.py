@@ -68,6 +68,7 @@ def test_cleaning_a_big_corpus_on_several_processes_gives_what_one_process_gives
     results = {}
     for name, parallel_from in (("one", 10**12), ("several", 0)):
         monkeypatch.setattr(cleaning, "PARALLEL_BYTES", parallel_from)
+        monkeypatch.setattr("s2s_cli.data.prepare.PARALLEL_FROM", parallel_from)  # encoding the shards too
         results[name] = prepare(corpus, tgt_file, tmp_path / name, data)
     one, several = results["one"].stats, results["several"].stats
     assert (several.read, several.kept, several.dropped, several.examples) == (
@@ -81,6 +82,10 @@ def test_cleaning_a_big_corpus_on_several_processes_gives_what_one_process_gives
         for side in ("src", "tgt"):
             path = Path("data") / f"{split}.{side}"
             assert (tmp_path / "several" / path).read_bytes() == (tmp_path / "one" / path).read_bytes()
+    shards = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one" / "data" / "shards").iterdir())
+    assert len(shards) >= 12  # ids and offsets of each side of each split, and meta.json
+    for path in shards:
+        assert (tmp_path / "several" / path).read_bytes() == (tmp_path / "one" / path).read_bytes()
     monkeypatch.setattr(cleaning, "PARALLEL_BYTES", 0)
     with pytest.raises(DataError, match=r":51: invalid UTF-8"):
         prepare(corpus, tgt_file, tmp_path / "strict", data, strict=True)

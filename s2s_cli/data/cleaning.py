@@ -4,25 +4,24 @@ core for a big corpus; the cleaned pairs go to a file, in corpus order, for the 
 from __future__ import annotations
 
 import itertools
-import multiprocessing
 from array import array
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from s2s_cli.data.corpus import (
     CorpusStats,
-    _check_file,
-    _raw_lines,
     aligned_lines,
+    check_inputs,
     normalized_rows,
+    numbered_lines,
     parallel_rows,
     tsv_rows,
 )
 from s2s_cli.data.dedupe import Deduplicator, pair_hash
+from s2s_cli.data.workers import in_order
 
 BLOCK_LINES = 50_000  # lines a worker cleans at a time
 PARALLEL_BYTES = 64 * 2**20  # corpora from this size are cleaned on several processes
@@ -39,16 +38,14 @@ def clean_corpus(
     """Write the usable pairs of `corpus` (normalized, source<TAB>target: normalized text has no tabs or line breaks)
     to `cleaned`. Returns what was read and dropped (duplicates aside), which of the pairs written are the first of
     their kind, and the corpus line number of each. `progress(lines read)` hears how far it is."""
-    _check_file(corpus)
-    if tgt_file is not None:
-        _check_file(tgt_file)
+    check_inputs(corpus, tgt_file)
     size = corpus.stat().st_size + (tgt_file.stat().st_size if tgt_file is not None else 0)
     paths = (corpus, tgt_file)
     blocks = _blocks(corpus, tgt_file)
-    results = _cleaned_blocks(paths, blocks, strict, workers if size >= PARALLEL_BYTES else 1)
+    results = in_order(partial(_clean_block, paths, strict=strict), blocks, workers if size >= PARALLEL_BYTES else 1)
     stats, dedupe, line_numbers = CorpusStats(), Deduplicator(), array("I")
     with cleaned.open("w", encoding="utf-8", newline="\n") as out:
-        for block_stats, text, hashes, numbers in results:
+        for _, (block_stats, text, hashes, numbers) in results:
             stats.merge(block_stats)
             out.write(text)
             dedupe.add_hashes(hashes)
@@ -59,26 +56,9 @@ def clean_corpus(
 
 def _blocks(corpus: Path, tgt_file: Path | None) -> Iterator[list]:
     """The corpus' numbered raw lines (or pairs of lines), BLOCK_LINES at a time."""
-    lines = enumerate(_raw_lines(corpus), start=1) if tgt_file is None else aligned_lines(corpus, tgt_file)
+    lines = numbered_lines(corpus) if tgt_file is None else aligned_lines(corpus, tgt_file)
     while block := list(itertools.islice(lines, BLOCK_LINES)):
         yield block
-
-
-def _cleaned_blocks(paths: tuple, blocks: Iterator[list], strict: bool, workers: int) -> Iterator[tuple]:
-    """_clean_block of each block, in order; on `workers` fresh processes (at most two blocks each in flight)."""
-    if workers <= 1:
-        yield from (_clean_block(paths, block, strict) for block in blocks)
-        return
-    # spawn, not fork: the parent may run TensorFlow's threads, which a forked child would inherit stopped
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        pending: deque = deque()
-        for block in blocks:
-            pending.append(pool.submit(_clean_block, paths, block, strict))
-            if len(pending) >= 2 * workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
 
 
 def _clean_block(paths: tuple, block: list, strict: bool) -> tuple[CorpusStats, str, np.ndarray, array]:

@@ -9,16 +9,14 @@ sentence, read through memory maps, so that training holds none of it in memory.
 from __future__ import annotations
 
 import itertools
-import multiprocessing
 from array import array
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from s2s_cli.data.tokenizers import Tokenizer, load_tokenizer
+from s2s_cli.data.workers import in_order
 from s2s_cli.errors import RunDirError
 from s2s_cli.files import read_json, write_json_atomic
 
@@ -125,22 +123,7 @@ def write_shards(
 def _encoded(lines: dict[str, Path], tokenizers: tuple[Path, str], workers: int) -> Iterator[tuple]:
     """(lines, ids) of each chunk of CHUNK line pairs, in order: ids as (source ids, target ids); on `workers`
     fresh processes."""
-    if workers <= 1:
-        _load(tokenizers)
-        yield from ((chunk, _encode_chunk(chunk)) for chunk in _chunks(lines))
-        return
-    # spawn, not fork: the parent may run TensorFlow's threads, which a forked child would inherit stopped
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_load, initargs=(tokenizers,)) as pool:
-        pending: deque = deque()
-        for chunk in _chunks(lines):  # at most two chunks a worker in flight: memory stays flat
-            pending.append((chunk, pool.submit(_encode_chunk, chunk)))
-            if len(pending) >= 2 * workers:
-                chunk, future = pending.popleft()
-                yield chunk, future.result()
-        while pending:
-            chunk, future = pending.popleft()
-            yield chunk, future.result()
+    return in_order(_encode_chunk, _chunks(lines), workers, initializer=_load, initargs=(tokenizers,))
 
 
 _TOKENIZERS: tuple[Tokenizer, Tokenizer] | None = None
