@@ -132,7 +132,12 @@ def _decode(raw: bytes | None, path: Path, line_no: int, stats: CorpusStats, str
 
 
 def _read_tsv(path: Path, stats: CorpusStats, strict: bool) -> Iterator[tuple[int, str, str]]:
-    return tsv_rows(path, enumerate(_raw_lines(path), start=1), stats, strict)
+    return tsv_rows(path, numbered_lines(path), stats, strict)
+
+
+def numbered_lines(path: Path) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, raw line) of each line of a file (None for a line over MAX_LINE_BYTES)."""
+    return enumerate(_raw_lines(path), start=1)
 
 
 def tsv_rows(
@@ -192,11 +197,16 @@ def clean_pairs(
 ) -> Iterator[tuple[int, str, str]]:
     """(line number, source, target) of each usable pair of a TSV (src<TAB>tgt[<TAB>...]) or two aligned files,
     normalized, streamed; what is dropped (duplicates aside) is counted in `stats`."""
+    check_inputs(path, tgt_path)
+    rows = _read_tsv(path, stats, strict) if tgt_path is None else _read_parallel(path, tgt_path, stats, strict)
+    return normalized_rows(rows, stats)
+
+
+def check_inputs(path: Path, tgt_path: Path | None) -> None:
+    """A DataError naming the problem unless the corpus (and its target file) are readable UTF-8 text files."""
     _check_file(path)
     if tgt_path is not None:
         _check_file(tgt_path)
-    rows = _read_tsv(path, stats, strict) if tgt_path is None else _read_parallel(path, tgt_path, stats, strict)
-    return normalized_rows(rows, stats)
 
 
 def normalized_rows(rows: Iterable[tuple[int, str, str]], stats: CorpusStats) -> Iterator[tuple[int, str, str]]:
