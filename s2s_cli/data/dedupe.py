@@ -40,8 +40,8 @@ class Deduplicator:
         _, first_in_block = np.unique(hashes, return_index=True)
         first = np.zeros(len(hashes), bool)
         first[first_in_block] = True
-        at = np.minimum(np.searchsorted(self.seen, hashes), max(len(self.seen) - 1, 0))
         if len(self.seen):
+            at = np.minimum(np.searchsorted(self.seen, hashes), len(self.seen) - 1)
             first &= self.seen[at] != hashes
         new = hashes[first]
         self.seen = np.sort(np.concatenate([self.seen, np.sort(new)]), kind="stable")  # two sorted runs: merged

@@ -70,7 +70,7 @@ def _beam(model, src, max_lengths, beam, alpha, n_best):
         scored = tf.where(new_fin, values / length_penalty(tf.cast(t + 1, tf.float32), alpha), DEAD)
         fin_scores, best = tf.math.top_k(tf.concat([fin_scores, scored], axis=1), k=k)
         fin_seqs = tf.gather(tf.concat([fin_seqs, seqs], axis=1), best, batch_dims=1)
-        alive_slots = _slots(new_alive, tf.zeros_like(fin_count), k)
+        alive_slots = _slots(new_alive, k)
         alive_seqs = _place(alive_slots, seqs, tf.fill([n, k, limit], PAD), k)
         alive_scores = _place(alive_slots, values, tf.fill([n, k], DEAD), k)
         parents = _place(alive_slots, parent, tf.zeros([n, k], tf.int32), k)
@@ -134,9 +134,9 @@ def top_candidates(scores, count: int):
     return values, tf.gather(best, position // chunk, batch_dims=1) * chunk + position % chunk
 
 
-def _slots(chosen, start, k):
-    """chosen: (batch, candidates) bool -> the slot each chosen candidate fills (start, start + 1, ...), else k."""
-    return tf.where(chosen, start[:, None] + tf.cumsum(tf.cast(chosen, tf.int32), axis=1) - 1, k)
+def _slots(chosen, k):
+    """chosen: (batch, candidates) bool -> the slot each chosen candidate fills (0, 1, ...), else k."""
+    return tf.where(chosen, tf.cumsum(tf.cast(chosen, tf.int32), axis=1) - 1, k)
 
 
 def _place(slots, values, into, k):
