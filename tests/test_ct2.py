@@ -82,6 +82,10 @@ def test_export_and_translate_through_the_cli(runs, tmp_path):
     assert len(CT2Translator(tmp_path / "int8").translate(["Hello, world."], beam=1)) == 1
     unpaired = runner.invoke(app, ["translate", "--engine", "ctranslate2", "hi"])
     assert unpaired.exit_code == 2 and "--model" in unpaired.output
+    crossed = runner.invoke(app, ["translate", "-r", str(run.path), "--engine", "s2s", "--model", str(out), "hi"])
+    assert crossed.exit_code == 2 and "drop --engine s2s" in crossed.output
+    aligned = runner.invoke(app, ["translate", "--engine", "ctranslate2", "--model", str(out), "--align", "hi"])
+    assert aligned.exit_code == 2 and "--align needs s2s's own engine" in aligned.output
 
 
 def test_the_rnn_has_no_ctranslate2_counterpart(trained_run, tmp_path):
