@@ -3,7 +3,7 @@ each engine; the median of --runs, printed as JSON.
 
 python bench/cold_start.py --run-dir R [--text "A man is riding a bike."] [--runs 5] [--engine auto s2s] --json
 
-`auto` uses the run dir's own CTranslate2 model when `s2s export --format ctranslate2 -r R` made one.
+`auto` uses the run dir's own CTranslate2 copy, which `s2s train` keeps when ctranslate2 is installed.
 """
 
 from __future__ import annotations

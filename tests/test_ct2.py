@@ -138,3 +138,41 @@ def test_a_model_kept_in_the_run_dir_is_what_translate_uses_while_it_matches_the
     stale = runner.invoke(app, [*args[:3], "--engine", "ctranslate2", "hi"])
     assert stale.exit_code == 2 and "s2s export --format ctranslate2" in stale.output
     assert runner.invoke(app, ["export", "-r", str(run.path)]).exit_code == 2  # a SavedModel needs OUT_DIR
+
+
+def test_train_and_average_keep_a_ctranslate2_copy_that_translate_then_uses(runs, tmp_path, monkeypatch):
+    from s2s_cli.inference.ct2 import kept_model
+    from s2s_cli.inference.translator import Translator as S2STranslator
+
+    run = RunDir(tmp_path / "run")
+    shutil.copytree(runs["plain"].path, run.path)
+    shape = [part for k, v in TINY_TRANSFORMER.items() for part in (f"--{k.replace('_', '-')}", str(v))]
+    args = ["train", "-r", str(run.path), "--force", *shape, "--max-steps", "6", "--valid-every", "2", "--keep", "3"]
+    trained = runner.invoke(app, [*args, "--valid-max-sentences", "4", "--precision", "float32"])
+    assert trained.exit_code == 0, trained.output
+    assert kept_model(run) == run.path / "ctranslate2" and "kept a CTranslate2 copy" in trained.output
+    translate = ["translate", "-r", str(run.path), "--beam", "1", "--json", "Hello, world.", "I eat apples."]
+    with monkeypatch.context() as patched:  # auto: the kept copy, without TensorFlow's engine
+        patched.setattr(S2STranslator, "from_run_dir", lambda *a, **k: pytest.fail("s2s's own engine was loaded"))
+        fast = runner.invoke(app, translate)
+    assert fast.exit_code == 0, fast.output
+    slow = runner.invoke(app, [*translate, "--engine", "s2s"])
+    rows = [[json.loads(line)["translations"][0] for line in r.stdout.splitlines()] for r in (fast, slow)]
+    assert [t["text"] for t in rows[0]] == [t["text"] for t in rows[1]]  # greedy: the same translations
+    assert [t["score"] for t in rows[0]] == pytest.approx([t["score"] for t in rows[1]], abs=1e-3)
+    # Averaged weights are new weights: `average` converts them too.
+    averaged = runner.invoke(app, ["average", "-r", str(run.path), "--last", "2"])
+    assert averaged.exit_code == 0, averaged.output
+    assert kept_model(run) is not None and "kept a CTranslate2 copy" in averaged.output
+    # --no-ctranslate2: nothing converted, and the copy from before no longer matches the weights.
+    again = runner.invoke(app, [*args, "--no-ctranslate2", "--valid-max-sentences", "4", "--seed", "3"])
+    assert again.exit_code == 0, again.output
+    assert kept_model(run) is None and "CTranslate2" not in again.output
+
+
+def test_an_rnn_training_keeps_no_ctranslate2_copy(trained_run, tmp_path):
+    from s2s_cli.inference.ct2 import keep
+
+    run = RunDir(tmp_path / "run")
+    shutil.copytree(trained_run.path, run.path)
+    assert keep(run) is None and not (run.path / "ctranslate2").exists()

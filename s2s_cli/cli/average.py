@@ -10,6 +10,7 @@ import typer
 
 from s2s_cli import console
 from s2s_cli.cli.app import DEFAULT_RUN_DIR, JsonOpt, RunDirOpt, app, handles_errors
+from s2s_cli.cli.engine import KeepOpt, keep_ctranslate2
 
 
 @app.command()
@@ -20,6 +21,7 @@ def average(
     steps: Annotated[
         Optional[str], typer.Option(help="Average the checkpoints of these steps instead, e.g. 3000,3200,3400.")
     ] = None,
+    ctranslate2: KeepOpt = True,
     json_out: JsonOpt = False,
 ) -> None:
     """Average step checkpoints into model.weights.h5 (the best step's weights stay in model.unaveraged.weights.h5).
@@ -31,9 +33,12 @@ def average(
     from s2s_cli.training.averaging import average as run_average
 
     chosen = _steps(steps) if steps else None
-    result = run_average(RunDir(run_dir), last=None if chosen else last, steps=chosen)
+    run = RunDir(run_dir)
+    result = run_average(run, last=None if chosen else last, steps=chosen)
     best = f"{result.best_bleu:.2f} (step {result.best_step})" if result.best_bleu is not None else "unknown"
     console.info(f"averaged steps {', '.join(map(str, result.steps))}: valid BLEU {result.bleu:.2f}, best step {best}")
+    if ctranslate2:
+        keep_ctranslate2(run)
     if json_out:
         console.print_json(dataclasses.asdict(result))
     else:

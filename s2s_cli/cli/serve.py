@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from s2s_cli import console
 from s2s_cli.cli.app import DEFAULT_RUN_DIR, BeamOpt, LengthPenaltyOpt, RunDirOpt, WorkersOpt, app, handles_errors
+from s2s_cli.cli.engine import Engine, EngineOpt, ModelOpt, ctranslate2_model
 from s2s_cli.config import LENGTH_PENALTY
 
 
@@ -27,9 +27,8 @@ def serve(
     queue_size: Annotated[int, typer.Option(min=1, help="Texts that may wait; beyond them, 503.")] = 1024,
     max_chars: Annotated[int, typer.Option(min=1, help="Characters of text a request may send; beyond, 413.")] = 20_000,
     workers: WorkersOpt = None,
-    model: Annotated[
-        Optional[Path], typer.Option(help="Serve this CTranslate2 model (`s2s export --format ctranslate2`) instead.")
-    ] = None,
+    engine: EngineOpt = Engine.AUTO,
+    model: ModelOpt = None,
 ) -> None:
     """Serve translations over HTTP: POST /translate with LibreTranslate's request and response, GET /languages,
     /models, /health; OpenAPI docs at /docs. Ctrl-C or SIGTERM finish the requests in flight, then stop."""
@@ -43,6 +42,7 @@ def serve(
     from s2s_cli.rundir import RunDir
 
     count = decoding_workers(workers)
+    model = ctranslate2_model(engine, model, run_dir)
     if model is not None:
         from s2s_cli.inference.ct2 import CT2Translator
 

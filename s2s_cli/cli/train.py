@@ -10,6 +10,7 @@ import typer
 
 from s2s_cli import console
 from s2s_cli.cli.app import DEFAULT_RUN_DIR, JsonOpt, RunDirOpt, app, default_of, force_option, handles_errors
+from s2s_cli.cli.engine import KeepOpt, keep_ctranslate2
 from s2s_cli.config import (
     DEFAULT_WARMUP,
     Arch,
@@ -135,6 +136,7 @@ def train(
     ] = None,
     resume: Annotated[bool, typer.Option("--resume/--no-resume", help="Continue from the last checkpoint.")] = False,
     force: Annotated[bool, force_option("Start over, replacing an earlier training of the run dir.")] = False,
+    ctranslate2: KeepOpt = True,
     json_out: JsonOpt = False,
 ) -> None:
     """Train the model on the run dir's data; validate each epoch and keep the best weights.
@@ -173,6 +175,8 @@ def train(
         f"{result.tgt_tokens_per_sec:,.0f} tgt tok/s); stopped by {result.stopped}; best step {result.best_step}"
         f"{best}; last valid BLEU {result.valid_bleu:.2f}"
     )
+    if ctranslate2 and result.chief:
+        keep_ctranslate2(run)
     if json_out:
         console.print_json(result.to_dict())
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -20,16 +19,11 @@ from s2s_cli.cli.app import (
     app,
     handles_errors,
 )
-from s2s_cli.config import LENGTH_PENALTY, Choice
+from s2s_cli.cli.engine import Engine, EngineOpt, ModelOpt, ctranslate2_model
+from s2s_cli.config import LENGTH_PENALTY
 from s2s_cli.files import count_lines
 
 MIN_CHUNK = 512  # input lines read ahead: sorting by length happens within a chunk
-
-
-class Engine(Choice):
-    AUTO = "auto"
-    S2S = "s2s"
-    CTRANSLATE2 = "ctranslate2"
 
 
 @app.command()
@@ -65,18 +59,8 @@ def translate(
     ] = 1.0,
     temperature: Annotated[float, typer.Option(min=0.01, help="--sample: below 1 sharper, above 1 flatter.")] = 1.0,
     seed: Annotated[int, typer.Option(help="--sample: the same seed, input and batch size give the same draws.")] = 0,
-    engine: Annotated[
-        Engine,
-        typer.Option(
-            help="s2s: the run dir's model in TensorFlow; ctranslate2: a model converted with `s2s export --format "
-            "ctranslate2` (--model, or the run dir's own); auto: the run dir's own CTranslate2 model while it matches "
-            "the weights and ctranslate2 is installed (it starts in under a second), else s2s."
-        ),
-    ] = Engine.AUTO,
-    model: Annotated[
-        Optional[Path],
-        typer.Option(help="A CTranslate2 model (`s2s export --format ctranslate2 DIR`): translate with it."),
-    ] = None,
+    engine: EngineOpt = Engine.AUTO,
+    model: ModelOpt = None,
     align: Annotated[
         bool,
         typer.Option(
@@ -92,7 +76,7 @@ def translate(
 
     if n_best > beam:
         raise typer.BadParameter(f"--n-best {n_best} exceeds --beam {beam}.")
-    model = _ctranslate2_model(engine, model, run_dir, align)
+    model = ctranslate2_model(engine, model, run_dir, align)
     kind, lines = inputs.sources(text or [], input_file)
     if model is not None:  # without TensorFlow
         from s2s_cli.inference.ct2 import CT2Translator
@@ -133,25 +117,3 @@ def translate(
                         sys.stdout.flush()
                         console.stdout().print(console.alignment_grid(alignment))
             sys.stdout.flush()
-
-
-def _ctranslate2_model(engine: Engine, model: Path | None, run_dir: Path, align: bool) -> Path | None:
-    """The CTranslate2 model to translate with, or None for s2s's own engine."""
-    from importlib.util import find_spec
-
-    from s2s_cli.inference.ct2 import KEPT, kept_model
-    from s2s_cli.rundir import RunDir
-
-    if model is not None and engine == Engine.S2S:
-        raise typer.BadParameter("--model is a CTranslate2 model: drop --engine s2s, or drop --model.")
-    if engine == Engine.S2S or (engine == Engine.AUTO and (align or find_spec("ctranslate2") is None)):
-        return None
-    if align:
-        raise typer.BadParameter("--align needs s2s's own engine (--engine s2s).")
-    kept = model or kept_model(RunDir(run_dir))
-    if kept is None and engine == Engine.CTRANSLATE2:
-        raise typer.BadParameter(
-            f"no CTranslate2 model: give --model DIR, or convert the run's present weights into {run_dir / KEPT} "
-            f"with `s2s export --format ctranslate2 -r {run_dir}`."
-        )
-    return kept

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Sequence
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,18 @@ def kept_model(run: RunDir) -> Path | None:
     except (OSError, ValueError, AttributeError):
         return None
     return metadata.parent if recorded == sha256(run.weights_path) else None
+
+
+def keep(run: RunDir) -> Path | None:
+    """Convert the run's present weights into its own CTranslate2 model unless that is done; its path, or None
+    where ctranslate2 is not installed, the model is not a Transformer or there are no weights yet."""
+    if find_spec("ctranslate2") is None or not run.weights_path.is_file():
+        return None
+    if run.load_config().model.arch != Arch.TRANSFORMER:
+        return None
+    if kept_model(run) is None:
+        convert(run, run.path / KEPT)
+    return run.path / KEPT
 
 
 def _pieces(tok: Tokenizer) -> list[str]:

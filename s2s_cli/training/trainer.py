@@ -70,6 +70,7 @@ class TrainResult:
     stopped: str  # "epochs", "max_steps", "max_minutes" or "patience"
     replicas: int
     weights_sha256: str  # of the last step's weights: equal on every worker of a distributed run
+    chief: bool = True  # whether this process wrote the run dir (in a distributed run, one did)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -192,6 +193,7 @@ class Trainer:
             stopped=stopped,
             replicas=self.distribution.replicas,
             weights_sha256=weights_digest(self.model),
+            chief=self.distribution.is_chief,
         )
 
     def _train_on(self, group: list, received: list[int]) -> str | None:
