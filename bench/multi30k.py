@@ -3,7 +3,7 @@ validation set and test_2016_flickr with the test beam (5); with --average K als
 checkpoints.
 
 python bench/multi30k.py --data ../shared/data/multi30k --minutes 60 [--max-steps N] [--seed S] [--average K]
-    [--arch rnn ...] [--run-dir R] --json
+    [--schedule cosine] [--arch rnn ...] [--run-dir R] --json
 
 Without shape or training flags it trains what `s2s train` trains by default.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from model_options import add_model_options, model_config
 
-from s2s_cli.config import DataConfig, Precision, RunConfig, TrainConfig
+from s2s_cli.config import DataConfig, Precision, RunConfig, Schedule, TrainConfig
 from s2s_cli.data.corpus import read_lines
 from s2s_cli.data.prepare import prepare
 from s2s_cli.evaluation import score
@@ -41,6 +41,8 @@ def main() -> None:
     parser.add_argument("--batch-tokens", type=int, default=defaults.batch_tokens)
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--warmup", type=int, default=defaults.warmup)
+    parser.add_argument("--schedule", default=defaults.schedule.value, choices=[s.value for s in Schedule])
+    parser.add_argument("--decay-steps", type=int, default=defaults.decay_steps, help="cosine (default: --max-steps)")
     parser.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing)
     parser.add_argument("--accum-steps", type=int, default=defaults.accum_steps)
     parser.add_argument("--precision", default=defaults.precision.value, choices=[p.value for p in Precision])
@@ -52,6 +54,8 @@ def main() -> None:
     args = parser.parse_args()
     files = {name: args.data / name for name in ("train.en", "train.de", "val.en", "val.de")}
     files |= {f"test.{lang}": args.data / f"test_2016_flickr.{lang}" for lang in ("en", "de")}
+    if args.schedule == "cosine" and not (args.max_steps or args.decay_steps):
+        parser.error("--schedule cosine needs --max-steps or --decay-steps: a budget in minutes plans no steps")
     missing = [str(p) for p in files.values() if not p.is_file()]
     if missing:
         sys.exit(f"missing {', '.join(missing)}: --data must hold the Multi30k files")
@@ -73,6 +77,8 @@ def main() -> None:
                 batch_tokens=args.batch_tokens,
                 lr=args.lr,
                 warmup=args.warmup,
+                schedule=args.schedule,
+                decay_steps=args.decay_steps,
                 label_smoothing=args.label_smoothing,
                 accum_steps=args.accum_steps,
                 precision=args.precision,

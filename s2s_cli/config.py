@@ -63,6 +63,11 @@ class Select(Choice):
     LOSS = "loss"
 
 
+class Schedule(Choice):
+    INVERSE_SQRT = "inverse-sqrt"
+    COSINE = "cosine"
+
+
 class Strategy(Choice):
     AUTO = "auto"
     ONE = "one"
@@ -162,6 +167,8 @@ class TrainConfig:
     batch_size: int = 0
     lr: float = 1e-3
     warmup: int | None = None  # None: DEFAULT_WARMUP steps, at most three epochs (resolved by train)
+    schedule: Schedule = Schedule.INVERSE_SQRT  # after the warm-up
+    decay_steps: int | None = None  # cosine: the updates it decays over (None: the planned ones, resolved by train)
     clip_norm: float = 1.0
     label_smoothing: float = 0.1
     patience: int = 5
@@ -186,6 +193,7 @@ class TrainConfig:
         "batch_size": (0, BIG),
         "lr": (0.0, 10.0, "above"),
         "warmup": (0, BIG),
+        "decay_steps": (1, BIG),
         "clip_norm": (0.0, BIG),
         "label_smoothing": (0.0, 1.0, "open"),
         "patience": (0, BIG),

@@ -19,6 +19,7 @@ from s2s_cli.config import (
     ModelConfig,
     ModelSize,
     Precision,
+    Schedule,
     Select,
     Strategy,
     TrainConfig,
@@ -86,8 +87,19 @@ def train(
         Optional[int],
         typer.Option(
             help="Warm-up steps, then inverse-sqrt decay.",
-            show_default=f"{DEFAULT_WARMUP}, at most a tenth of the planned steps; base preset 4000",
+            show_default=f"{DEFAULT_WARMUP}, at most three epochs; base preset 4000",
         ),
+    ] = None,
+    schedule: Annotated[
+        Optional[Schedule],
+        _train(
+            "schedule",
+            "Learning rate after the warm-up: inverse-sqrt decay, or cosine decay to zero over the planned updates "
+            "(--max-steps, else --epochs).",
+        ),
+    ] = None,
+    decay_steps: Annotated[
+        Optional[int], typer.Option(min=1, help="cosine: decay over this many updates instead.", show_default=False)
     ] = None,
     clip_norm: Annotated[Optional[float], _train("clip_norm", "Global gradient-norm clip; 0 disables.")] = None,
     label_smoothing: Annotated[Optional[float], _train("label_smoothing", "Label smoothing.")] = None,

@@ -10,7 +10,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from s2s_cli.config import ModelSize, RunConfig
+from s2s_cli.config import ModelSize, RunConfig, Schedule
 from s2s_cli.data.batching import make_batches, read_split
 from s2s_cli.data.shards import ShardPairs
 from s2s_cli.data.tokenizers import load_tokenizers
@@ -37,6 +37,8 @@ def plan_config(run: RunDir, model: dict[str, Any], train: dict[str, Any], resum
     model = {k: v for k, v in model.items() if (k, v) != ("size", ModelSize.AUTO)}
     if resume:
         latest_checkpoint(run)  # there is one to resume from
+        if {"max_steps", "epochs"} & set(train) and "decay_steps" not in train:
+            train = {**train, "decay_steps": None}  # a longer (or shorter) plan: cosine decays over the new one
         config = saved.with_overrides(model, train)
         if config.model != saved.model:
             changed = sorted(k for k in vars(config.model) if getattr(config.model, k) != getattr(saved.model, k))
@@ -111,12 +113,15 @@ def load_training_data(run: RunDir, config: RunConfig) -> TrainingData:
 
 
 def with_warmup(config: RunConfig, steps_per_epoch: int) -> RunConfig:
-    """The config with an unset --warmup resolved from the number of updates per epoch."""
+    """The config with an unset --warmup resolved from the number of updates per epoch, and a cosine schedule's
+    unset decay steps from the planned updates (--max-steps, else --epochs)."""
     tc = config.train
-    if tc.warmup is not None:
-        return config
     updates = math.ceil(steps_per_epoch / tc.accum_steps)
-    return dataclasses.replace(config, train=dataclasses.replace(tc, warmup=default_warmup(updates)))
+    if tc.warmup is None:
+        tc = dataclasses.replace(tc, warmup=default_warmup(updates))
+    if tc.schedule == Schedule.COSINE and tc.decay_steps is None:
+        tc = dataclasses.replace(tc, decay_steps=tc.max_steps or tc.epochs * updates)
+    return dataclasses.replace(config, train=tc)
 
 
 def build_trainer(

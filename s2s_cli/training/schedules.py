@@ -1,10 +1,11 @@
-"""The optimizer and its learning-rate schedule: Adam with linear warm-up, then inverse-square-root decay."""
+"""The optimizer and its learning-rate schedule: Adam with linear warm-up, then inverse-square-root decay or a
+cosine decay to zero over the planned updates."""
 
 from __future__ import annotations
 
 import keras
 
-from s2s_cli.config import DEFAULT_WARMUP, TrainConfig
+from s2s_cli.config import DEFAULT_WARMUP, Schedule, TrainConfig
 
 
 @keras.saving.register_keras_serializable(package="s2s")
@@ -34,5 +35,17 @@ def default_warmup(steps_per_epoch: int) -> int:
 
 
 def build_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
-    """Adam on the warm-up schedule; gradients are clipped by the trainer, after they are summed over replicas."""
-    return keras.optimizers.Adam(learning_rate=WarmupInverseSqrt(config.lr, config.warmup))
+    """Adam on the configured schedule; gradients are clipped by the trainer, after they are summed over replicas."""
+    return keras.optimizers.Adam(learning_rate=learning_rate(config))
+
+
+def learning_rate(config: TrainConfig) -> keras.optimizers.schedules.LearningRateSchedule:
+    """The schedule of a config whose warm-up (and, for cosine, decay steps) train has resolved."""
+    if config.schedule == Schedule.COSINE:
+        # Keras' CosineDecay warms up linearly from its initial rate to warmup_target, then decays to zero; starting
+        # from lr / warmup, its first update is WarmupInverseSqrt's.
+        warmup = max(config.warmup, 1)
+        return keras.optimizers.schedules.CosineDecay(
+            config.lr / warmup, max(config.decay_steps - warmup, 1), warmup_target=config.lr, warmup_steps=warmup
+        )
+    return WarmupInverseSqrt(config.lr, config.warmup)
