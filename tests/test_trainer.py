@@ -310,3 +310,50 @@ def test_a_fresh_training_sizes_the_model_from_the_corpus_and_explicit_options_w
     expected = {"small": (2048, 2e-3, None), "medium": (4096, 1e-3, None), "base": (4096, 5e-4, 4000)}[size]
     assert (train.batch_tokens, train.lr, train.warmup) == expected
     assert plan_config(run, {}, {"batch_tokens": 512}, resume=False, force=False).train.batch_tokens == 512
+
+
+class _Rates:
+    """Progress that keeps the learning rate of every step."""
+
+    def __init__(self) -> None:
+        self.rates: list[float] = []
+
+    def on_start(self, *args) -> None:
+        pass
+
+    def on_step(self, step: int, epoch: int, loss: float, tokens_per_sec: float, lr: float) -> None:
+        self.rates.append(lr)
+
+    def on_validation(self, record) -> None:
+        pass
+
+
+def test_a_cosine_schedule_warms_up_then_decays_to_zero_over_the_planned_updates(run, tmp_path):
+    progress = _Rates()
+    train(run, tiny_config(run, schedule="cosine", warmup=4, max_steps=12, epochs=50, lr=2e-3), progress=progress)
+    saved = run.load_config().train
+    assert (saved.schedule, saved.decay_steps) == ("cosine", 12)  # the plan, resolved from --max-steps
+    rates = progress.rates
+    assert len(rates) == 12 and max(rates) == pytest.approx(2e-3)
+    peak = rates.index(max(rates))
+    assert all(a < b for a, b in zip(rates[:peak], rates[1 : peak + 1]))  # warming up
+    assert all(a > b for a, b in zip(rates[peak:], rates[peak + 1 :]))  # then only down
+    assert rates[-1] < 0.05 * 2e-3  # to (nearly) zero at the last planned update
+    # Resumed with a longer plan, it decays over the new one; by epochs when there is no --max-steps.
+    train(run, run.load_config().with_overrides({}, {"max_steps": 20, "decay_steps": None}), resume=True)
+    assert run.load_config().train.decay_steps == 20
+    other = RunDir(tmp_path / "by-epochs")
+    shutil.copytree(run.path, other.path)
+    trainer = build_trainer(other, tiny_config(other, schedule="cosine", epochs=3))
+    assert trainer.config.train.decay_steps == 3 * trainer.updates_per_epoch()
+    assert build_trainer(other, tiny_config(other)).config.train.decay_steps is None  # inverse-sqrt: no plan
+
+
+def test_resuming_with_a_new_plan_replans_the_cosine_decay(run):
+    train(run, tiny_config(run, schedule="cosine", warmup=2, max_steps=4, epochs=50))
+    kept = plan_config(run, {}, {}, resume=True, force=False)
+    assert kept.train.decay_steps == 4
+    longer = plan_config(run, {}, {"max_steps": 8}, resume=True, force=False)
+    assert longer.train.decay_steps is None  # resolved again from the new --max-steps when training starts
+    given = plan_config(run, {}, {"max_steps": 8, "decay_steps": 6}, resume=True, force=False)
+    assert given.train.decay_steps == 6
