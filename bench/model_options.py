@@ -15,6 +15,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--emb", type=int, default=default.emb_dim, help="RNN embedding size")
     parser.add_argument("--hidden", type=int, default=default.hidden, help="RNN hidden size")
     parser.add_argument("--layers", type=int, default=default.layers)
+    parser.add_argument("--decoder-layers", type=int, default=default.decoder_layers)
     parser.add_argument("--d-model", type=int, default=default.d_model, help="Transformer width")
     parser.add_argument("--heads", type=int, default=default.heads)
     parser.add_argument("--ff-dim", type=int, default=default.ff_dim)
@@ -34,6 +35,7 @@ def model_config(args: argparse.Namespace) -> ModelConfig:
         emb_dim=args.emb,
         hidden=args.hidden,
         layers=args.layers,
+        decoder_layers=args.decoder_layers,
         d_model=args.d_model,
         heads=args.heads,
         ff_dim=args.ff_dim,

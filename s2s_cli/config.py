@@ -128,7 +128,8 @@ class ModelConfig:
     cell: Cell = Cell.LSTM  # rnn only, like emb_dim and hidden
     emb_dim: int = 256
     hidden: int = 256
-    layers: int = 3
+    layers: int = 3  # encoder layers, and decoder layers unless decoder_layers says otherwise
+    decoder_layers: int = 0  # 0: as many as `layers`
     dropout: float = 0.2
     attention: AttentionScore = AttentionScore.GENERAL  # rnn only
     tie_embeddings: bool = False
@@ -141,6 +142,7 @@ class ModelConfig:
         "emb_dim": (1, 65_536),
         "hidden": (1, 65_536),
         "layers": (1, 128),
+        "decoder_layers": (0, 128),
         "dropout": (0.0, 1.0, "open"),
         "d_model": (1, 65_536),
         "heads": (1, 1024),
@@ -153,6 +155,11 @@ class ModelConfig:
             raise FieldError("d_model", f"({self.d_model}) must be divisible by --heads ({self.heads})")
         if self.arch == Arch.RNN and self.tie_embeddings and self.emb_dim != self.hidden:
             raise FieldError("tie_embeddings", "needs --emb-dim equal to --hidden")
+
+    @property
+    def dec_layers(self) -> int:
+        """The decoder's layers."""
+        return self.decoder_layers or self.layers
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ def describe_model(model: ModelConfig) -> str:
         shape = f"d_model {model.d_model}, {model.heads} heads, ff {model.ff_dim}"
     else:
         shape = f"{model.cell} {model.emb_dim}/{model.hidden}, {model.attention} attention"
-    return f"{model.size} {model.arch}: {model.layers}+{model.layers} layers, {shape}, dropout {model.dropout:g}"
+    return f"{model.size} {model.arch}: {model.layers}+{model.dec_layers} layers, {shape}, dropout {model.dropout:g}"
 
 
 def describe_training(train: TrainConfig) -> str:

@@ -93,6 +93,24 @@ def test_train_sizes_the_model_from_the_corpus_records_it_and_says_so(cli_run, t
     assert (model["size"], model["arch"], model["d_model"], model["layers"]) == ("small", "transformer", 128, 2)
     assert "model: small transformer: 2+2 layers, d_model 128" in flat(result.output)
     assert "sized for 260 training pairs; 2,048-token batches, peak lr 0.002" in flat(result.output)
+    shallow = invoke(
+        "train",
+        "-r",
+        copy,
+        "--force",
+        "--max-steps",
+        "1",
+        "--valid-max-sentences",
+        "1",
+        "--layers",
+        "3",
+        "--decoder-layers",
+        "1",
+        "--no-ctranslate2",
+    )
+    assert shallow.exit_code == 0, shallow.output
+    assert json.loads((copy / "config.json").read_text())["model"]["decoder_layers"] == 1
+    assert "model: small transformer: 3+1 layers" in flat(shallow.output)
 
 
 def test_evaluate_json(cli_run, tmp_path):

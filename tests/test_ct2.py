@@ -31,10 +31,18 @@ def runs(tmp_path_factory, spm_transformer_run) -> dict[str, RunDir]:
     data = DataConfig(vocab_size=300, valid_size=20, test_size=30, joint=True)
     prepare(write_sample(root / "corpus.tsv", 400), None, tied.path, data)
     train(tied, tiny_config(tied, {**TINY_TRANSFORMER, "tie_embeddings": True}, epochs=12))
-    return {"plain": spm_transformer_run, "tied": tied}
+    shallow = RunDir(root / "shallow")  # a deeper encoder than decoder
+    prepare(root / "corpus.tsv", None, shallow.path, DataConfig(vocab_size=300, valid_size=20, test_size=30))
+    train(
+        shallow,
+        tiny_config(
+            shallow, {**TINY_TRANSFORMER, "d_model": 32, "ff_dim": 64, "decoder_layers": 1}, epochs=12, lr=1e-2
+        ),
+    )
+    return {"plain": spm_transformer_run, "tied": tied, "shallow": shallow}
 
 
-@pytest.mark.parametrize("name", ["plain", "tied"])
+@pytest.mark.parametrize("name", ["plain", "tied", "shallow"])
 def test_ctranslate2_outputs_equal_s2s_outputs(runs, tmp_path, name):
     run = runs[name]
     convert(run, tmp_path / "ct2")

@@ -19,6 +19,8 @@ SHAPES = {
     "rnn-gru-bahdanau": dict(arch="rnn", cell="gru", attention="bahdanau", emb_dim=10, hidden=7),
     "rnn-dot": dict(arch="rnn", attention="dot", emb_dim=10, hidden=7),
     "transformer": dict(arch="transformer", d_model=16, heads=2, ff_dim=24),
+    "transformer-3+1": dict(arch="transformer", d_model=16, heads=2, ff_dim=24, layers=3, decoder_layers=1),
+    "rnn-2+1": dict(arch="rnn", emb_dim=10, hidden=7, decoder_layers=1),
 }
 
 
@@ -141,6 +143,13 @@ def test_bf16_policy_keeps_float32_variables_and_logits(arch):
     assert {layer.compute_dtype for layer in model._flatten_layers()} == {"bfloat16"}
     assert model((SRC, TGT_IN), training=True).dtype == "float32"
     assert model((SRC, TGT_IN)).dtype == "float32"
+
+
+def test_decoder_layers_set_the_decoder_depth_alone():
+    transformer, rnn = tiny("transformer-3+1"), tiny("rnn-2+1")
+    assert (len(transformer.encoder_blocks), len(transformer.decoder_blocks)) == (3, 1)
+    assert (rnn.encoder.num_layers, len(rnn.decoder_rnns)) == (2, 1)
+    assert len(tiny("transformer").decoder_blocks) == 2  # 0: as many as --layers
 
 
 def test_heads_must_divide_d_model():

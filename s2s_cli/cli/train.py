@@ -68,7 +68,13 @@ def train(
         ),
     ] = None,
     arch: Annotated[Optional[Arch], _model("arch", "Architecture.")] = None,
-    layers: Annotated[Optional[int], _model("layers", "Encoder and decoder layers.")] = None,
+    layers: Annotated[
+        Optional[int], _model("layers", "Encoder layers, and decoder layers unless --decoder-layers.")
+    ] = None,
+    decoder_layers: Annotated[
+        Optional[int],
+        _model("decoder_layers", "Decoder layers; 0 = as many as --layers (fewer decode faster)."),
+    ] = None,
     dropout: Annotated[Optional[float], _model("dropout", "Dropout rate.")] = None,
     d_model: Annotated[Optional[int], _model("d_model", "Transformer model size.")] = None,
     heads: Annotated[Optional[int], _model("heads", "Transformer attention heads.")] = None,

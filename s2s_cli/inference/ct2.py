@@ -143,7 +143,7 @@ def _spec(translator):
     def norm(target, layer) -> None:
         target.gamma, target.beta = layer.gamma.numpy(), layer.beta.numpy()
 
-    spec = specs.TransformerSpec.from_config((config.layers, config.layers), config.heads, pre_norm=True)
+    spec = specs.TransformerSpec.from_config((config.layers, config.dec_layers), config.heads, pre_norm=True)
     spec.config.layer_norm_epsilon = 1e-6
     positions = sinusoids(model.max_positions, config.d_model)
     for side, blocks, final_norm, embedding in (

@@ -125,7 +125,7 @@ class Seq2Seq(EncoderDecoder):
             layers.Dense(c.hidden, activation="tanh", name=f"bridge_{i}", dtype=policy)
             for i in range(state_size(c.cell))
         ]
-        self.decoder_rnns = [_rnn(c.cell, c.hidden, name=f"decoder_rnn_{i}", dtype=policy) for i in range(c.layers)]
+        self.decoder_rnns = [_rnn(c.cell, c.hidden, name=f"decoder_rnn_{i}", dtype=policy) for i in range(c.dec_layers)]
         self.attention = Attention(c.attention, c.hidden, name="attention", dtype=policy)
         self.dropout = layers.Dropout(c.dropout, dtype=policy)
         self.build_output()
@@ -137,7 +137,7 @@ class Seq2Seq(EncoderDecoder):
         outputs, final = self.encoder(x, mask=src_mask, training=training)
         memory = self.memory_proj(outputs)
         init = [bridge(state) for bridge, state in zip(self.bridges, final)]
-        states = init * self.config.layers
+        states = init * self.config.dec_layers
         return memory, self.attention.precompute_keys(memory), src_mask, states
 
     def pad_encoded(self, memory, keys, length):

@@ -157,7 +157,7 @@ class TransformerSeq2Seq(EncoderDecoder):
         self.build_embeddings(d, init)
         block = dict(d_model=d, heads=c.heads, ff_dim=c.ff_dim, dropout=c.dropout, dtype=policy)
         self.encoder_blocks = [TransformerBlock(cross=False, name=f"encoder_{i}", **block) for i in range(c.layers)]
-        self.decoder_blocks = [TransformerBlock(cross=True, name=f"decoder_{i}", **block) for i in range(c.layers)]
+        self.decoder_blocks = [TransformerBlock(cross=True, name=f"decoder_{i}", **block) for i in range(c.dec_layers)]
         self.encoder_norm = LayerNorm(epsilon=1e-6, name="encoder_norm", dtype=policy)
         self.decoder_norm = LayerNorm(epsilon=1e-6, name="decoder_norm", dtype=policy)
         self.dropout = layers.Dropout(c.dropout, dtype=policy)
@@ -181,7 +181,7 @@ class TransformerSeq2Seq(EncoderDecoder):
         cross_kv = [tensor for block in self.decoder_blocks for tensor in block.cross_attn.project_kv(memory)]
         batch = ops.shape(src)[0]
         empty = ops.zeros((batch, self.config.heads, 0, self.config.d_model // self.config.heads), dtype=memory.dtype)
-        return memory, cross_kv, src_mask, [empty] * (2 * self.config.layers)
+        return memory, cross_kv, src_mask, [empty] * (2 * self.config.dec_layers)
 
     def pad_encoded(self, memory, keys, length):
         pad = length - ops.shape(memory)[1]
