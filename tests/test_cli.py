@@ -98,8 +98,12 @@ def test_train_sizes_the_model_from_the_corpus_records_it_and_says_so(cli_run, t
         "-r",
         copy,
         "--force",
-        "--max-steps",
+        "--epochs",
         "1",
+        "--max-minutes",
+        "30",
+        "--schedule",
+        "cosine",
         "--valid-max-sentences",
         "1",
         "--layers",
@@ -111,6 +115,7 @@ def test_train_sizes_the_model_from_the_corpus_records_it_and_says_so(cli_run, t
     assert shallow.exit_code == 0, shallow.output
     assert json.loads((copy / "config.json").read_text())["model"]["decoder_layers"] == 1
     assert "model: small transformer: 3+1 layers" in flat(shallow.output)
+    assert "--schedule cosine decays over --epochs 1, which --max-minutes may cut short" in flat(shallow.output)
 
 
 def test_evaluate_json(cli_run, tmp_path):

@@ -184,6 +184,12 @@ def train(
         auto = size in (None, ModelSize.AUTO) and init_from is None
         how = f", sized for {training_pairs(run):,} training pairs" if auto else ""
         console.info(f"model: {describe_model(config.model)}{how}; {describe_training(config.train)}")
+    tc = config.train
+    if tc.schedule == Schedule.COSINE and tc.max_minutes and not (tc.max_steps or tc.decay_steps):
+        console.warn(
+            f"--schedule cosine decays over --epochs {tc.epochs}, which --max-minutes may cut short: give "
+            "--max-steps or --decay-steps for it to reach zero in the time."
+        )
     console.info(f"TensorBoard: tensorboard --logdir {run.logs_dir}")
     with console.TrainBar(config.train.max_steps) as bar:
         result = run_train(run, config, resume=resume, progress=bar)
