@@ -2,10 +2,11 @@
 validation set and test_2016_flickr with the test beam (5); with --average K also the average of the last K
 checkpoints.
 
-python bench/multi30k.py --data ../shared/data/multi30k --minutes 60 [--max-steps N] [--seed S] [--average K]
-    [--schedule cosine] [--arch rnn ...] [--run-dir R] --json
+python bench/multi30k.py --data ../shared/data/multi30k --max-steps N [--seed S] [--average K] [--arch rnn ...]
+    [--minutes M --schedule inverse-sqrt] [--run-dir R] --json
 
-Without shape or training flags it trains what `s2s train` trains by default.
+Without shape or training flags it trains what `s2s train` trains by default at this corpus size (the medium
+preset: cosine decay, which needs --max-steps; by minutes, give --schedule inverse-sqrt).
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from pathlib import Path
 
 from model_options import add_model_options, model_config
 
-from s2s_cli.config import DataConfig, Precision, RunConfig, Schedule, TrainConfig
+from s2s_cli.config import DataConfig, ModelSize, Precision, RunConfig, Schedule, TrainConfig
 from s2s_cli.data.corpus import read_lines
 from s2s_cli.data.prepare import prepare
 from s2s_cli.evaluation import score
 from s2s_cli.inference.translator import Translator
+from s2s_cli.presets import TRAIN_BY_SIZE
 from s2s_cli.rundir import RunDir, Validation
 from s2s_cli.training.averaging import average
 from s2s_cli.training.runner import train
@@ -37,7 +39,7 @@ def main() -> None:
     add_model_options(parser)  # defaults: s2s train's
     parser.add_argument("--vocab", type=int, default=DataConfig().vocab_size, help="per side, or joint with --joint")
     parser.add_argument("--joint", action=argparse.BooleanOptionalAction, default=DataConfig().joint)
-    defaults = TrainConfig()
+    defaults = TrainConfig(**TRAIN_BY_SIZE[ModelSize.MEDIUM])  # what `s2s train` picks for a corpus this size
     parser.add_argument("--batch-tokens", type=int, default=defaults.batch_tokens)
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--warmup", type=int, default=defaults.warmup)
@@ -55,7 +57,10 @@ def main() -> None:
     files = {name: args.data / name for name in ("train.en", "train.de", "val.en", "val.de")}
     files |= {f"test.{lang}": args.data / f"test_2016_flickr.{lang}" for lang in ("en", "de")}
     if args.schedule == "cosine" and not (args.max_steps or args.decay_steps):
-        parser.error("--schedule cosine needs --max-steps or --decay-steps: a budget in minutes plans no steps")
+        parser.error(
+            "--schedule cosine (the default at this corpus size) needs --max-steps or --decay-steps, as a budget in "
+            "minutes plans no steps (3,100 steps took 60 minutes on 2 bf16 cores), or give --schedule inverse-sqrt"
+        )
     missing = [str(p) for p in files.values() if not p.is_file()]
     if missing:
         sys.exit(f"missing {', '.join(missing)}: --data must hold the Multi30k files")

@@ -307,8 +307,12 @@ def test_a_fresh_training_sizes_the_model_from_the_corpus_and_explicit_options_w
     run.save_config(plan_config(run, {}, {}, resume=False, force=False))
     assert run.load_config().model == auto  # what config.json records
     train = plan_config(run, {}, {}, resume=False, force=False).train
-    expected = {"small": (2048, 2e-3, None), "medium": (4096, 1e-3, None), "base": (4096, 5e-4, 4000)}[size]
-    assert (train.batch_tokens, train.lr, train.warmup) == expected
+    expected = {
+        "small": (2048, 2e-3, None, "inverse-sqrt"),
+        "medium": (4096, 2e-3, None, "cosine"),
+        "base": (4096, 5e-4, 4000, "inverse-sqrt"),
+    }[size]
+    assert (train.batch_tokens, train.lr, train.warmup, train.schedule) == expected
     assert plan_config(run, {}, {"batch_tokens": 512}, resume=False, force=False).train.batch_tokens == 512
 
 
