@@ -59,7 +59,7 @@ def main() -> None:
     if args.schedule == "cosine" and not (args.max_steps or args.decay_steps):
         parser.error(
             "--schedule cosine (the default at this corpus size) needs --max-steps or --decay-steps, as a budget in "
-            "minutes plans no steps (3,100 steps took 60 minutes on 2 bf16 cores), or give --schedule inverse-sqrt"
+            "minutes plans no steps; or give --schedule inverse-sqrt"
         )
     missing = [str(p) for p in files.values() if not p.is_file()]
     if missing:

@@ -258,6 +258,7 @@ def test_prepare_option_defaults_are_the_config_defaults():
     [
         (["train", "--arch", "lstm"], "'transformer', 'rnn'"),
         (["train", "--precision", "fp16"], "'auto', 'float32', 'bf16'"),
+        (["train", "--schedule", "linear"], "'inverse-sqrt', 'cosine'"),
         (["prepare", "x.tsv", "--tokenizer", "bpe"], "'spm', 'char', 'word'"),
     ],
 )

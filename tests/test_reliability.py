@@ -128,7 +128,7 @@ def test_prepare_force_waits_for_a_training_in_progress(trained, tmp_path):
 def test_bad_flags_are_usage_errors_that_touch_nothing(trained):
     before = snapshot(trained.path)
     bad = (["--lr", "nan"], ["--lr", "inf"], ["--epochs", "0"], ["--batch-tokens", "1"], ["--dropout", "1.5"])
-    for flags in (*bad, ["--warmup", "-1"]):
+    for flags in (*bad, ["--warmup", "-1"], ["--decoder-layers", "-1"], ["--decay-steps", "0"]):
         result = invoke("train", "-r", trained.path, "--force", *flags)
         assert result.exit_code == 2 and flags[0] in one_line(result), flags
     assert snapshot(trained.path) == before

@@ -105,7 +105,7 @@ def train(
         ),
     ] = None,
     decay_steps: Annotated[
-        Optional[int], typer.Option(min=1, help="cosine: decay over this many updates instead.", show_default=False)
+        Optional[int], typer.Option(help="cosine: decay over this many updates instead.", show_default=False)
     ] = None,
     clip_norm: Annotated[Optional[float], _train("clip_norm", "Global gradient-norm clip; 0 disables.")] = None,
     label_smoothing: Annotated[Optional[float], _train("label_smoothing", "Label smoothing.")] = None,

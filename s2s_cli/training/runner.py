@@ -112,7 +112,7 @@ def load_training_data(run: RunDir, config: RunConfig) -> TrainingData:
     return TrainingData(splits["train"], splits["valid"], read_split(run, "valid"), src_tok, tgt_tok)
 
 
-def with_warmup(config: RunConfig, steps_per_epoch: int) -> RunConfig:
+def with_schedule(config: RunConfig, steps_per_epoch: int) -> RunConfig:
     """The config with an unset --warmup resolved from the number of updates per epoch, and a cosine schedule's
     unset decay steps from the planned updates (--max-steps, else --epochs)."""
     tc = config.train
@@ -133,7 +133,7 @@ def build_trainer(
     data = load_training_data(run, config)
     tc = config.train
     steps_per_epoch = len(make_batches(data.train, tc.batch_tokens, tc.batch_size, seed=tc.seed, epoch=0))
-    config = with_warmup(config, steps_per_epoch)
+    config = with_schedule(config, steps_per_epoch)
     return Trainer(run, config, data, progress or SilentProgress(), distribution)
 
 
