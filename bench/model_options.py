@@ -20,6 +20,8 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--heads", type=int, default=default.heads)
     parser.add_argument("--ff-dim", type=int, default=default.ff_dim)
     parser.add_argument("--dropout", type=float, default=default.dropout)
+    parser.add_argument("--attention-dropout", type=float, help="Transformer (default: --dropout)")
+    parser.add_argument("--activation-dropout", type=float, help="Transformer (default: --dropout)")
     parser.add_argument(
         "--tie-embeddings",
         action=argparse.BooleanOptionalAction,
@@ -40,13 +42,16 @@ def model_config(args: argparse.Namespace) -> ModelConfig:
         heads=args.heads,
         ff_dim=args.ff_dim,
         dropout=args.dropout,
+        attention_dropout=args.attention_dropout,
+        activation_dropout=args.activation_dropout,
         tie_embeddings=args.tie_embeddings,
     )
 
 
 def model_settings(args: argparse.Namespace) -> dict:
     """The shape flags that matter for --arch, for the JSON result."""
+    transformer = ["d_model", "heads", "ff_dim", "attention_dropout", "activation_dropout"]
     names = ["layers", "dropout", "tie_embeddings"] + (
-        ["d_model", "heads", "ff_dim"] if args.arch == "transformer" else ["cell", "emb", "hidden"]
+        transformer if args.arch == "transformer" else ["cell", "emb", "hidden"]
     )
     return {"arch": args.arch, **{name: getattr(args, name) for name in names}}

@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("--schedule", default=defaults.schedule.value, choices=[s.value for s in Schedule])
     parser.add_argument("--decay-steps", type=int, default=defaults.decay_steps, help="cosine (default: --max-steps)")
     parser.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing)
+    parser.add_argument("--subword-sampling", type=float, default=defaults.subword_sampling, help="alpha; 0: off")
     parser.add_argument("--accum-steps", type=int, default=defaults.accum_steps)
     parser.add_argument("--precision", default=defaults.precision.value, choices=[p.value for p in Precision])
     parser.add_argument("--beam", type=int, default=5)
@@ -85,6 +86,7 @@ def main() -> None:
                 schedule=args.schedule,
                 decay_steps=args.decay_steps,
                 label_smoothing=args.label_smoothing,
+                subword_sampling=args.subword_sampling,
                 accum_steps=args.accum_steps,
                 precision=args.precision,
                 patience=5,

@@ -131,6 +131,8 @@ class ModelConfig:
     layers: int = 3  # encoder layers, and decoder layers unless decoder_layers says otherwise
     decoder_layers: int = 0  # 0: as many as `layers`
     dropout: float = 0.2
+    attention_dropout: float | None = None  # transformer: on attention probabilities (None: `dropout`)
+    activation_dropout: float | None = None  # transformer: on the feed-forward's hidden layer (None: `dropout`)
     attention: AttentionScore = AttentionScore.GENERAL  # rnn only
     tie_embeddings: bool = False
     d_model: int = 256  # transformer only, like heads and ff_dim
@@ -144,6 +146,8 @@ class ModelConfig:
         "layers": (1, 128),
         "decoder_layers": (0, 128),
         "dropout": (0.0, 1.0, "open"),
+        "attention_dropout": (0.0, 1.0, "open"),
+        "activation_dropout": (0.0, 1.0, "open"),
         "d_model": (1, 65_536),
         "heads": (1, 1024),
         "ff_dim": (1, 262_144),
@@ -178,6 +182,7 @@ class TrainConfig:
     decay_steps: int | None = None  # cosine: the updates it decays over (None: the planned ones, resolved by train)
     clip_norm: float = 1.0
     label_smoothing: float = 0.1
+    subword_sampling: float = 0.0  # SentencePiece's sampling smoothing for training segmentations (0: off)
     patience: int = 5
     select: Select = Select.BLEU
     valid_beam: int = 1
@@ -203,6 +208,7 @@ class TrainConfig:
         "decay_steps": (1, BIG),
         "clip_norm": (0.0, BIG),
         "label_smoothing": (0.0, 1.0, "open"),
+        "subword_sampling": (0.0, 100.0),
         "patience": (0, BIG),
         "valid_beam": (1, 1000),
         "valid_max_sentences": (0, BIG),

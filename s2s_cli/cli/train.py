@@ -76,6 +76,14 @@ def train(
         _model("decoder_layers", "Decoder layers; 0 = as many as --layers (fewer decode faster)."),
     ] = None,
     dropout: Annotated[Optional[float], _model("dropout", "Dropout rate.")] = None,
+    attention_dropout: Annotated[
+        Optional[float],
+        typer.Option(help="Transformer: dropout on the attention probabilities.", show_default="--dropout"),
+    ] = None,
+    activation_dropout: Annotated[
+        Optional[float],
+        typer.Option(help="Transformer: dropout on the feed-forward's hidden layer.", show_default="--dropout"),
+    ] = None,
     d_model: Annotated[Optional[int], _model("d_model", "Transformer model size.")] = None,
     heads: Annotated[Optional[int], _model("heads", "Transformer attention heads.")] = None,
     ff_dim: Annotated[Optional[int], _model("ff_dim", "Transformer feed-forward size.")] = None,
@@ -109,6 +117,15 @@ def train(
     ] = None,
     clip_norm: Annotated[Optional[float], _train("clip_norm", "Global gradient-norm clip; 0 disables.")] = None,
     label_smoothing: Annotated[Optional[float], _train("label_smoothing", "Label smoothing.")] = None,
+    subword_sampling: Annotated[
+        Optional[float],
+        _train(
+            "subword_sampling",
+            "Subword regularization: train on SentencePiece segmentations sampled anew for every batch, with this "
+            "smoothing (unigram: lower samples more, 0.5 changes about 40% of sentences; BPE: the dropout "
+            "probability, e.g. 0.1); 0 = off. Validation and translation never sample.",
+        ),
+    ] = None,
     patience: Annotated[
         Optional[int], _train("patience", "Stop after N validations without improvement; 0 never.")
     ] = None,

@@ -48,6 +48,42 @@ class EncodedPairs:
         return self.tgt_ids[i]
 
 
+class SampledPairs:
+    """A training split whose batches are segmented anew by SentencePiece sampling (subword regularization),
+    reproducibly from (seed, epoch, the batch's pairs). Batches are still cut by the lengths of the stored
+    segmentation; validation and translation never sample."""
+
+    def __init__(self, pairs: Pairs, tokenizers: tuple, alpha: float, max_len: int, seed: int, epoch: int) -> None:
+        self.pairs, self.tokenizers, self.alpha, self.max_len = pairs, tokenizers, alpha, max_len
+        self.seed, self.epoch = seed, epoch
+        self.src_lengths, self.tgt_lengths = pairs.src_lengths, pairs.tgt_lengths
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def src(self, i: int) -> Sequence[int]:
+        return self.pairs.src(i)
+
+    def tgt(self, i: int) -> Sequence[int]:
+        return self.pairs.tgt(i)
+
+    def take(self, index: np.ndarray) -> tuple[list, list]:
+        seeds = np.random.SeedSequence([self.seed, self.epoch, *index.tolist()]).generate_state(2)
+        stored = [self.pairs.src(i) for i in index], [self.pairs.tgt(i) for i in index]
+        src, tgt = (
+            [ids[: self.max_len] for ids in tok.sample(side, self.alpha, int(seed))]
+            for tok, side, seed in zip(self.tokenizers, stored, seeds)
+        )
+        return src, tgt
+
+
+def batch_ids(pairs: Pairs, index: np.ndarray) -> tuple[list, list]:
+    """The source and target ids of the pairs at `index`: as stored, or resegmented by a SampledPairs."""
+    if isinstance(pairs, SampledPairs):
+        return pairs.take(index)
+    return [pairs.src(i) for i in index], [pairs.tgt(i) for i in index]
+
+
 def read_split(run: RunDir, split: str) -> tuple[list[str], list[str]]:
     """A split's source and target lines."""
     src, tgt = (run.split_path(split, side).read_text(encoding="utf-8").splitlines() for side in ("src", "tgt"))
@@ -119,8 +155,8 @@ def pad_ids(seqs: Sequence[Sequence[int]], prefix: Sequence[int] = (), suffix: S
 
 def collate(pairs: Pairs, index: np.ndarray) -> Batch:
     """Teacher forcing: decoder input `<s> y1..yn`, label `y1..yn </s>`, both padded to one length."""
-    src = pad_ids([pairs.src(i) for i in index])
-    tgt = [pairs.tgt(i) for i in index]
+    src, tgt = batch_ids(pairs, index)
+    src = pad_ids(src)
     return (src, pad_ids(tgt, prefix=(BOS,))), pad_ids(tgt, suffix=(EOS,))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -18,6 +19,7 @@ from s2s_cli.languages import CJK_RANGES, is_cjk
 from s2s_cli.rundir import RunDir
 from s2s_cli.tokens import BOS, EOS, PAD, SPECIALS, UNK, UNK_TEXT
 
+_SAMPLING = threading.Lock()  # one seeded sampling at a time: the seed is global
 _CJK_CLASS = "".join(f"\\u{lo:04x}-\\u{hi:04x}" for lo, hi in CJK_RANGES)
 # One CJK character, or a word (with inner apostrophes), or one other non-space symbol.
 _WORD_RE = re.compile(rf"[{_CJK_CLASS}]|(?:(?![{_CJK_CLASS}])\w)+(?:'(?:(?![{_CJK_CLASS}])\w)+)*|[^\w\s]")
@@ -114,6 +116,25 @@ class SentencePieceTokenizer:
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.sp.decode(_strip_specials(ids))
+
+    def sample(self, ids: Sequence[Sequence[int]], alpha: float, seed: int) -> list[list[int]]:
+        """The sentences that `ids` encode, segmented anew by SentencePiece's sampling (subword regularization
+        over the whole lattice with smoothing `alpha` for a unigram model; BPE-dropout with probability `alpha` for
+        a BPE one): the same `seed`, the same segmentations."""
+        texts = [self.sp.decode([int(i) for i in sentence]) for sentence in ids]
+        out: list[list[int]] = []
+
+        def segment() -> None:
+            out.extend(self.sp.encode(text, enable_sampling=True, alpha=alpha, nbest_size=-1) for text in texts)
+
+        # SentencePiece samples from a generator that each thread seeds once, on first use, from the global seed:
+        # a fresh thread is how one call gets a generator seeded by `seed` alone.
+        with _SAMPLING:
+            spm.set_random_generator_seed(seed)
+            thread = threading.Thread(target=segment, name="s2s-subword-sampling")
+            thread.start()
+            thread.join()
+        return out
 
     def pieces(self, ids: Sequence[int]) -> list[str]:
         return [self.sp.id_to_piece(int(i)) for i in ids]

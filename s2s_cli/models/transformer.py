@@ -91,13 +91,27 @@ class MultiHeadAttention(layers.Layer):
 class TransformerBlock(layers.Layer):
     """Pre-norm block: self-attention, optional cross-attention (decoder), feed-forward; residual around each."""
 
-    def __init__(self, d_model: int, heads: int, ff_dim: int, dropout: float, cross: bool, **kwargs) -> None:
+    def __init__(
+        self,
+        d_model: int,
+        heads: int,
+        ff_dim: int,
+        dropout: float,
+        cross: bool,
+        attention_dropout: float | None = None,
+        activation_dropout: float | None = None,
+        **kwargs,
+    ) -> None:
+        """`dropout` on each sublayer's output; `attention_dropout` on the attention probabilities and
+        `activation_dropout` on the feed-forward's hidden layer, each `dropout` when None."""
         super().__init__(**kwargs)
         self.d_model, self.heads, self.ff_dim, self.dropout_rate, self.cross = d_model, heads, ff_dim, dropout, cross
+        self.attention_rate = dropout if attention_dropout is None else attention_dropout
+        self.activation_rate = dropout if activation_dropout is None else activation_dropout
         policy = self.dtype_policy
-        self.self_attn = MultiHeadAttention(d_model, heads, dropout, name="self_attn", dtype=policy)
+        self.self_attn = MultiHeadAttention(d_model, heads, self.attention_rate, name="self_attn", dtype=policy)
         self.cross_attn = (
-            MultiHeadAttention(d_model, heads, dropout, name="cross_attn", dtype=policy) if cross else None
+            MultiHeadAttention(d_model, heads, self.attention_rate, name="cross_attn", dtype=policy) if cross else None
         )
         self.self_norm = LayerNorm(epsilon=1e-6, name="self_norm", dtype=policy)
         self.cross_norm = LayerNorm(epsilon=1e-6, name="cross_norm", dtype=policy) if cross else None
@@ -105,6 +119,9 @@ class TransformerBlock(layers.Layer):
         self.ff_in = layers.Dense(ff_dim, activation="relu", name="ff_in", dtype=policy)
         self.ff_out = layers.Dense(d_model, name="ff_out", dtype=policy)
         self.dropout = layers.Dropout(dropout, dtype=policy)
+        # one layer when the rates agree: the same random streams as a model with a single rate
+        same = self.activation_rate == dropout
+        self.ff_dropout = self.dropout if same else layers.Dropout(self.activation_rate, dtype=policy)
 
     def call(self, x, self_mask, cache=None, cross_kv=None, src_mask=None, training=False):
         """x: (batch, len, d). With `cache` (keys, values of earlier positions) returns (x, new cache)."""
@@ -112,7 +129,7 @@ class TransformerBlock(layers.Layer):
         if self.cross_attn is not None:
             h = self.cross_norm(x)
             x = x + self.dropout(self.cross_attn(h, *cross_kv, src_mask, training=training), training=training)
-        h = self.ff_out(self.dropout(self.ff_in(self.ff_norm(x)), training=training))
+        h = self.ff_out(self.ff_dropout(self.ff_in(self.ff_norm(x)), training=training))
         return x + self.dropout(h, training=training), (keys, values)
 
     def _self_attention(self, x, self_mask, cache, training):
@@ -136,6 +153,8 @@ class TransformerBlock(layers.Layer):
             "ff_dim": self.ff_dim,
             "dropout": self.dropout_rate,
             "cross": self.cross,
+            "attention_dropout": self.attention_rate,
+            "activation_dropout": self.activation_rate,
         }
 
 
@@ -156,6 +175,7 @@ class TransformerSeq2Seq(EncoderDecoder):
         init = keras.initializers.RandomNormal(stddev=d**-0.5)  # times sqrt(d) on input: unit-variance embeddings
         self.build_embeddings(d, init)
         block = dict(d_model=d, heads=c.heads, ff_dim=c.ff_dim, dropout=c.dropout, dtype=policy)
+        block.update(attention_dropout=c.attention_dropout, activation_dropout=c.activation_dropout)
         self.encoder_blocks = [TransformerBlock(cross=False, name=f"encoder_{i}", **block) for i in range(c.layers)]
         self.decoder_blocks = [TransformerBlock(cross=True, name=f"decoder_{i}", **block) for i in range(c.dec_layers)]
         self.encoder_norm = LayerNorm(epsilon=1e-6, name="encoder_norm", dtype=policy)

@@ -102,6 +102,11 @@ def load_training_data(run: RunDir, config: RunConfig) -> TrainingData:
     """The training and validation splits as `prepare` encoded them (memory-mapped from data/shards), and the
     validation text."""
     src_tok, tgt_tok = load_tokenizers(run, config)
+    if config.train.subword_sampling and not hasattr(src_tok, "sample"):
+        raise TrainingError(
+            f"--subword-sampling needs SentencePiece tokenizers, and {run.path} was prepared with "
+            f"--tokenizer {config.data.tokenizer.value}: re-run `s2s prepare --tokenizer spm`, or drop the option."
+        )
     splits = {split: ShardPairs(run.shards_dir, split) for split in ("train", "valid")}
     for split, pairs in splits.items():
         if not len(pairs):

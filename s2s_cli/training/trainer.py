@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from s2s_cli.config import RunConfig
-from s2s_cli.data.batching import Pairs, make_batches
+from s2s_cli.data.batching import Pairs, SampledPairs, make_batches
 from s2s_cli.data.tokenizers import Tokenizer
 from s2s_cli.errors import TrainingError
 from s2s_cli.inference.translator import Translator
@@ -138,6 +138,14 @@ class Trainer:
         tc = self.config.train
         return make_batches(self.data.train, tc.batch_tokens, tc.batch_size, seed=tc.seed, epoch=epoch)
 
+    def epoch_pairs(self, epoch: int) -> Pairs:
+        """The training split as `epoch` sees it: resegmented per batch with --subword-sampling."""
+        alpha = self.config.train.subword_sampling
+        if not alpha:
+            return self.data.train
+        tokenizers = (self.data.src_tok, self.data.tgt_tok)
+        return SampledPairs(self.data.train, tokenizers, alpha, self.config.data.max_len, self.config.train.seed, epoch)
+
     def resume(self) -> None:
         """Continue from the newest checkpoint: weights, optimizer, dropout seeds, position, best step."""
         self.recorder.checkpoints.restore_latest()
@@ -158,7 +166,7 @@ class Trainer:
         stopped = None
         with signals.recorded() as received, self.recorder.tensorboard():
             while stopped is None:
-                inputs = self.distribution.inputs(self.data.train, self.batches(state.epoch), state.batch)
+                inputs = self.distribution.inputs(self.epoch_pairs(state.epoch), self.batches(state.epoch), state.batch)
                 for group in group_batches(inputs, tc.accum_steps):
                     stopped = self._train_on(group, received)
                     if not stopped and tc.valid_every and state.step % tc.valid_every == 0:
