@@ -48,11 +48,15 @@ def sized_model(size: ModelSize | str, train_pairs: int) -> ModelConfig:
 
 def describe_model(model: ModelConfig) -> str:
     """One line naming the shape, as `train` prints it."""
+    dropout = f"dropout {model.dropout:g}"
     if model.arch == Arch.TRANSFORMER:
         shape = f"d_model {model.d_model}, {model.heads} heads, ff {model.ff_dim}"
+        rates = {"attention": model.attention_dropout, "activation": model.activation_dropout}
+        apart = ", ".join(f"{name} {rate:g}" for name, rate in rates.items() if rate is not None)
+        dropout += f" ({apart})" if apart else ""
     else:
         shape = f"{model.cell} {model.emb_dim}/{model.hidden}, {model.attention} attention"
-    return f"{model.size} {model.arch}: {model.layers}+{model.dec_layers} layers, {shape}, dropout {model.dropout:g}"
+    return f"{model.size} {model.arch}: {model.layers}+{model.dec_layers} layers, {shape}, {dropout}"
 
 
 def describe_training(train: TrainConfig) -> str:

@@ -110,11 +110,15 @@ def test_train_sizes_the_model_from_the_corpus_records_it_and_says_so(cli_run, t
         "3",
         "--decoder-layers",
         "1",
+        "--attention-dropout",
+        "0",
         "--no-ctranslate2",
     )
     assert shallow.exit_code == 0, shallow.output
-    assert json.loads((copy / "config.json").read_text())["model"]["decoder_layers"] == 1
+    model = json.loads((copy / "config.json").read_text())["model"]
+    assert (model["decoder_layers"], model["attention_dropout"], model["activation_dropout"]) == (1, 0.0, None)
     assert "model: small transformer: 3+1 layers" in flat(shallow.output)
+    assert "dropout 0.2 (attention 0)" in flat(shallow.output)
     assert "--schedule cosine decays over --epochs 1, which --max-minutes may cut short" in flat(shallow.output)
 
 

@@ -152,6 +152,29 @@ def test_decoder_layers_set_the_decoder_depth_alone():
     assert len(tiny("transformer").decoder_blocks) == 2  # 0: as many as --layers
 
 
+def test_attention_and_activation_dropout_default_to_dropout_and_act_only_in_training():
+    def model(**rates):
+        keras.utils.set_random_seed(0)
+        return tiny("transformer", dropout=0.3, **rates)
+
+    def outputs(m, training: bool) -> np.ndarray:
+        keras.utils.set_random_seed(1)
+        return np.asarray(m((SRC, TGT_IN), training=training))
+
+    default = model()
+    np.testing.assert_array_equal(
+        outputs(default, True), outputs(model(attention_dropout=0.3, activation_dropout=0.3), True)
+    )
+    for rates in ({"attention_dropout": 0.0}, {"activation_dropout": 0.0}):
+        other = model(**rates)
+        for mine, theirs in zip(other.trainable_weights, default.trainable_weights, strict=True):
+            mine.assign(theirs)
+        np.testing.assert_array_equal(outputs(default, False), outputs(other, False))
+        assert not np.allclose(outputs(default, True), outputs(other, True)), rates
+    block = model(attention_dropout=0.0, activation_dropout=0.1).decoder_blocks[0]
+    assert (block.cross_attn.dropout.rate, block.ff_dropout.rate, block.dropout.rate) == (0.0, 0.1, 0.3)
+
+
 def test_heads_must_divide_d_model():
     with pytest.raises(ConfigError, match="divisible by --heads"):
         ModelConfig(arch="transformer", d_model=10, heads=3)

@@ -128,9 +128,17 @@ def test_prepare_force_waits_for_a_training_in_progress(trained, tmp_path):
 def test_bad_flags_are_usage_errors_that_touch_nothing(trained):
     before = snapshot(trained.path)
     bad = (["--lr", "nan"], ["--lr", "inf"], ["--epochs", "0"], ["--batch-tokens", "1"], ["--dropout", "1.5"])
-    for flags in (*bad, ["--warmup", "-1"], ["--decoder-layers", "-1"], ["--decay-steps", "0"]):
+    more = (["--subword-sampling", "-1"], ["--attention-dropout", "1.5"], ["--activation-dropout", "-0.1"])
+    for flags in (*bad, ["--warmup", "-1"], ["--decoder-layers", "-1"], ["--decay-steps", "0"], *more):
         result = invoke("train", "-r", trained.path, "--force", *flags)
         assert result.exit_code == 2 and flags[0] in one_line(result), flags
+    assert snapshot(trained.path) == before
+
+
+def test_subword_sampling_without_sentencepiece_is_refused_before_anything_changes(trained):
+    before = snapshot(trained.path)  # prepared with --tokenizer char
+    result = invoke("train", "-r", trained.path, "--force", "--subword-sampling", "0.5")
+    assert result.exit_code == 1 and "--subword-sampling needs SentencePiece tokenizers" in one_line(result)
     assert snapshot(trained.path) == before
 
 
