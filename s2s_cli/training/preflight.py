@@ -63,7 +63,7 @@ def diagnose_run(run: RunDir, config: RunConfig, updates: int = 5) -> Diagnosis:
 def estimate(run: RunDir, config: RunConfig, updates: int) -> Estimate:
     """Time `updates` optimizer updates (after the ones that trace the graphs); nothing is written."""
     trainer = build_trainer(run, config)
-    inputs = trainer.distribution.inputs(trainer.data.train, trainer.batches(0), 0)
+    inputs = trainer.distribution.inputs(trainer.epoch_pairs(0), trainer.batches(0), 0)
     groups = list(group_batches(inputs, trainer.config.train.accum_steps))
     timed, tokens, started = 0, 0, 0.0
     for n, group in enumerate(itertools.islice(itertools.cycle(groups), WARMUP_UPDATES + updates)):
