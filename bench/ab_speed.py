@@ -5,7 +5,8 @@ python bench/ab_speed.py --data ../shared/data/multi30k --variants default keras
     [--rounds 6 --steps 8 --precision float32|bf16 --vocab 4000 --batch-tokens 4096] --json
 
 Variants: default (the step as `s2s train` runs it), keras-adam (Keras' own Adam update instead of the fused
-kernel), no-inner-dropout (--attention-dropout 0 --activation-dropout 0).
+kernel), no-inner-dropout (--attention-dropout 0 --activation-dropout 0), no-attention-dropout,
+no-activation-dropout (one of the two).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ VARIANTS = {
     "default": ({}, False),
     "keras-adam": ({}, True),
     "no-inner-dropout": ({"attention_dropout": 0.0, "activation_dropout": 0.0}, False),
+    "no-attention-dropout": ({"attention_dropout": 0.0}, False),
+    "no-activation-dropout": ({"activation_dropout": 0.0}, False),
 }
 
 
