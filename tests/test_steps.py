@@ -1,15 +1,11 @@
-"""Updates: N accumulated batches make the update their union would make; the fused one-batch update is unchanged;
-the fused Adam kernel updates as Keras' Adam does."""
+"""Updates: N accumulated batches make the update their union would make; the fused one-batch update is unchanged."""
 
-import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from helpers import TINY_MODEL, TINY_TRANSFORMER, tiny_config
 
 from s2s_cli.data.batching import collate
 from s2s_cli.training.runner import build_trainer
-from s2s_cli.training.schedules import FusedAdam
 
 
 @pytest.mark.parametrize("model", [TINY_MODEL, TINY_TRANSFORMER], ids=["rnn", "transformer"])
@@ -38,29 +34,3 @@ def test_accumulation_counts_updates_not_batches(run):
     batches = len(trainer.batches(0))
     trainer.fit()
     assert trainer.state.step == (batches + 1) // 2 == trainer.updates_per_epoch()
-
-
-def test_the_fused_adam_update_equals_keras_adam_on_dense_and_sparse_gradients():
-    rng = np.random.default_rng(0)
-    start = [rng.normal(size=(30, 4)).astype("float32"), rng.normal(size=(4,)).astype("float32")]
-    rows = tf.constant([1, 3, 3, 7])  # an embedding's gradient: one row per occurrence, repeats included
-    grads = [(rng.normal(size=(4, 4)), rng.normal(size=(4,))) for _ in range(6)]
-
-    def train(optimizer):
-        variables = [keras.Variable(x) for x in start]
-        optimizer.build(variables)
-
-        @tf.function(autograph=False)
-        def step(sparse, dense):
-            optimizer.apply([tf.IndexedSlices(sparse, rows, tf.constant([30, 4])), dense], variables)
-
-        for sparse, dense in grads:
-            step(tf.constant(sparse, tf.float32), tf.constant(dense, tf.float32))
-        return [v.numpy() for v in variables] + [v.numpy() for v in optimizer.variables[1:]]
-
-    schedule = keras.optimizers.schedules.CosineDecay(1e-2, 10)
-    ours, keras_own = train(FusedAdam(learning_rate=schedule)), train(keras.optimizers.Adam(learning_rate=schedule))
-    assert len(ours) == len(keras_own) == 6  # the variables, and both moments of each
-    for a, b in zip(ours, keras_own):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
-    assert not np.allclose(ours[0], start[0])

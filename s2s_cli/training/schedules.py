@@ -4,7 +4,6 @@ cosine decay to zero over the planned updates."""
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 
 from s2s_cli.config import DEFAULT_WARMUP, Schedule, TrainConfig
 
@@ -37,38 +36,7 @@ def default_warmup(steps_per_epoch: int) -> int:
 
 def build_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
     """Adam on the configured schedule; gradients are clipped by the trainer, after they are summed over replicas."""
-    return FusedAdam(learning_rate=learning_rate(config))
-
-
-@keras.saving.register_keras_serializable(package="s2s")
-class FusedAdam(keras.optimizers.Adam):
-    """Keras' Adam, each variable with a dense gradient updated by TensorFlow's fused ApplyAdam kernel: the same
-    formula (bias correction folded into the rate, epsilon outside the square root) in one pass over the variable
-    and its two moments, where Keras' update is about ten elementwise ops, each a pass of its own. Same variables,
-    same checkpoints.
-
-    A sparse gradient (an embedding's, one row per token occurrence) keeps Keras' update, whose second moment adds
-    the square of each occurrence's row (not the square of their sum, as summing the rows first would): what the
-    recipes were chosen with."""
-
-    def update_step(self, gradient, variable, learning_rate):
-        if self.amsgrad or isinstance(gradient, tf.IndexedSlices):
-            return super().update_step(gradient, variable, learning_rate)
-        dtype = variable.dtype
-        step = keras.ops.cast(self.iterations + 1, dtype)
-        index = self._get_variable_index(variable)
-        tf.raw_ops.ResourceApplyAdam(
-            var=variable.handle,
-            m=self._momentums[index].handle,
-            v=self._velocities[index].handle,
-            beta1_power=keras.ops.power(keras.ops.cast(self.beta_1, dtype), step),
-            beta2_power=keras.ops.power(keras.ops.cast(self.beta_2, dtype), step),
-            lr=keras.ops.cast(learning_rate, dtype),
-            beta1=keras.ops.cast(self.beta_1, dtype),
-            beta2=keras.ops.cast(self.beta_2, dtype),
-            epsilon=keras.ops.cast(self.epsilon, dtype),
-            grad=keras.ops.cast(gradient, dtype),
-        )
+    return keras.optimizers.Adam(learning_rate=learning_rate(config))
 
 
 def learning_rate(config: TrainConfig) -> keras.optimizers.schedules.LearningRateSchedule:
