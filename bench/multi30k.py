@@ -89,7 +89,7 @@ def main() -> None:
                 subword_sampling=args.subword_sampling,
                 accum_steps=args.accum_steps,
                 precision=args.precision,
-                patience=5,
+                patience=0 if args.max_steps else 5,  # a run bounded by steps runs its whole plan
             ),
         )
         started = time.perf_counter()
