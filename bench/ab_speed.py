@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from model_options import add_corpus_options, train_files
 
 from s2s_cli.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from s2s_cli.data.batching import collate
@@ -35,9 +36,7 @@ VARIANTS = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, required=True, help="folder with train.SRC and train.TGT")
-    parser.add_argument("--src", default="en")
-    parser.add_argument("--tgt", default="de")
+    add_corpus_options(parser)
     parser.add_argument("--variants", nargs="+", default=["default", "no-inner-dropout"], choices=list(VARIANTS))
     parser.add_argument("--rounds", type=int, default=6, help="timed rounds; each variant runs once a round")
     parser.add_argument("--steps", type=int, default=8, help="updates per variant and round")
@@ -46,9 +45,7 @@ def main() -> None:
     parser.add_argument("--precision", default="float32", choices=["float32", "bf16"])
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
     args = parser.parse_args()
-    src_file, tgt_file = args.data / f"train.{args.src}", args.data / f"train.{args.tgt}"
-    if not src_file.is_file():
-        sys.exit(f"{src_file} not found: give --data a folder holding train.{args.src} and train.{args.tgt}")
+    src_file, tgt_file = train_files(args)
 
     with tempfile.TemporaryDirectory() as tmp:
         run = RunDir(Path(tmp) / "run")

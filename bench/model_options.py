@@ -1,10 +1,28 @@
-"""The model-shape flags the bench scripts share, so each builds exactly the shape it is asked for."""
+"""The flags the bench scripts share: the model shape, so each builds exactly the shape it is asked for, and the
+parallel corpus the training benches read."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 from s2s_cli.config import Arch, Cell, ModelConfig
+
+
+def add_corpus_options(parser: argparse.ArgumentParser) -> None:
+    """--data, a folder holding train.SRC and train.TGT, and the two languages."""
+    parser.add_argument("--data", type=Path, required=True, help="folder with train.SRC and train.TGT")
+    parser.add_argument("--src", default="en")
+    parser.add_argument("--tgt", default="de")
+
+
+def train_files(args: argparse.Namespace) -> tuple[Path, Path]:
+    """The training files of --data; exits with one line when they are not there."""
+    src_file, tgt_file = args.data / f"train.{args.src}", args.data / f"train.{args.tgt}"
+    if not src_file.is_file():
+        sys.exit(f"{src_file} not found: give --data a folder holding train.{args.src} and train.{args.tgt}")
+    return src_file, tgt_file
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:

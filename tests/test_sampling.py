@@ -5,7 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
-from helpers import SAMPLE, TINY_TRANSFORMER, tiny_config
+from helpers import SAMPLE, TINY_TRANSFORMER, tiny_config, write_sample
 
 from s2s_cli.config import DataConfig
 from s2s_cli.data.batching import EncodedPairs, SampledPairs, collate
@@ -56,8 +56,9 @@ def test_sampled_batches_follow_seed_and_epoch_and_keep_the_stored_lengths(unigr
 def spm_run(tmp_path_factory) -> RunDir:
     root = tmp_path_factory.mktemp("sampling")
     run = RunDir(root / "run")
-    (root / "corpus.tsv").write_text("\n".join(SAMPLE.read_text(encoding="utf-8").splitlines()[:300]) + "\n")
-    prepare(root / "corpus.tsv", None, run.path, DataConfig(vocab_size=300, valid_size=20, test_size=20))
+    prepare(
+        write_sample(root / "corpus.tsv", 300), None, run.path, DataConfig(vocab_size=300, valid_size=20, test_size=20)
+    )
     return run
 
 

@@ -69,7 +69,7 @@ class SampledPairs:
 
     def take(self, index: np.ndarray) -> tuple[list, list]:
         seeds = np.random.SeedSequence([self.seed, self.epoch, *index.tolist()]).generate_state(2)
-        stored = [self.pairs.src(i) for i in index], [self.pairs.tgt(i) for i in index]
+        stored = batch_ids(self.pairs, index)
         src, tgt = (
             [ids[: self.max_len] for ids in tok.sample(side, self.alpha, int(seed))]
             for tok, side, seed in zip(self.tokenizers, stored, seeds)

@@ -10,7 +10,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from s2s_cli.config import ModelSize, RunConfig, Schedule
+from s2s_cli.config import ModelSize, RunConfig, Schedule, TokenizerKind
 from s2s_cli.data.batching import make_batches, read_split
 from s2s_cli.data.shards import ShardPairs
 from s2s_cli.data.tokenizers import load_tokenizers
@@ -102,7 +102,7 @@ def load_training_data(run: RunDir, config: RunConfig) -> TrainingData:
     """The training and validation splits as `prepare` encoded them (memory-mapped from data/shards), and the
     validation text."""
     src_tok, tgt_tok = load_tokenizers(run, config)
-    if config.train.subword_sampling and not hasattr(src_tok, "sample"):
+    if config.train.subword_sampling and config.data.tokenizer != TokenizerKind.SPM:
         raise TrainingError(
             f"--subword-sampling needs SentencePiece tokenizers, and {run.path} was prepared with "
             f"--tokenizer {config.data.tokenizer.value}: re-run `s2s prepare --tokenizer spm`, or drop the option."
