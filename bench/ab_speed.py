@@ -6,7 +6,8 @@ python bench/ab_speed.py --data ../shared/data/multi30k --variants default no-in
     [--rounds 6 --steps 8 --precision float32|bf16 --vocab 4000 --batch-tokens 4096] --json
 
 Variants: default (the step as `s2s train` runs it), no-inner-dropout (--attention-dropout 0 --activation-dropout
-0), no-attention-dropout, no-activation-dropout (one of the two).
+0), no-attention-dropout, no-activation-dropout (one of the two), dense-embedding-grads (an embedding's gradient
+summed per token before clipping and Adam).
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ from s2s_cli.data.prepare import prepare
 from s2s_cli.rundir import RunDir
 from s2s_cli.training.runner import build_trainer
 
-VARIANTS = {
+VARIANTS = {  # ModelConfig fields, and TrainConfig fields under "train"
     "default": {},
     "no-inner-dropout": {"attention_dropout": 0.0, "activation_dropout": 0.0},
     "no-attention-dropout": {"attention_dropout": 0.0},
     "no-activation-dropout": {"activation_dropout": 0.0},
+    "dense-embedding-grads": {"train": {"dense_embedding_grads": True}},
 }
 
 
@@ -78,11 +80,14 @@ def main() -> None:
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
 
 
-def _trainer(run: RunDir, args: argparse.Namespace, model: dict):
+def _trainer(run: RunDir, args: argparse.Namespace, variant: dict):
+    model = {k: v for k, v in variant.items() if k != "train"}
     config = RunConfig(
         data=run.load_config().data,
         model=ModelConfig(**model),
-        train=TrainConfig(batch_tokens=args.batch_tokens, precision=args.precision, warmup=400),
+        train=TrainConfig(
+            batch_tokens=args.batch_tokens, precision=args.precision, warmup=400, **variant.get("train", {})
+        ),
     )
     return build_trainer(run, config)
 

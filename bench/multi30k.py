@@ -47,6 +47,12 @@ def main() -> None:
     parser.add_argument("--decay-steps", type=int, default=defaults.decay_steps, help="cosine (default: --max-steps)")
     parser.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing)
     parser.add_argument("--subword-sampling", type=float, default=defaults.subword_sampling, help="alpha; 0: off")
+    parser.add_argument(
+        "--dense-embedding-grads",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.dense_embedding_grads,
+        help="sum an embedding's gradient rows per token before clipping and Adam",
+    )
     parser.add_argument("--accum-steps", type=int, default=defaults.accum_steps)
     parser.add_argument("--precision", default=defaults.precision.value, choices=[p.value for p in Precision])
     parser.add_argument("--beam", type=int, default=5)
@@ -87,6 +93,7 @@ def main() -> None:
                 decay_steps=args.decay_steps,
                 label_smoothing=args.label_smoothing,
                 subword_sampling=args.subword_sampling,
+                dense_embedding_grads=args.dense_embedding_grads,
                 accum_steps=args.accum_steps,
                 precision=args.precision,
                 patience=0 if args.max_steps else 5,  # a run bounded by steps runs its whole plan

@@ -181,6 +181,7 @@ class TrainConfig:
     schedule: Schedule = Schedule.INVERSE_SQRT  # after the warm-up
     decay_steps: int | None = None  # cosine: the updates it decays over (None: the planned ones, resolved by train)
     clip_norm: float = 1.0
+    dense_embedding_grads: bool = False  # sum an embedding's rows per token before clipping and Adam
     label_smoothing: float = 0.1
     subword_sampling: float = 0.0  # SentencePiece's sampling smoothing for training segmentations (0: off)
     patience: int = 5

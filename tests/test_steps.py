@@ -34,3 +34,23 @@ def test_accumulation_counts_updates_not_batches(run):
     batches = len(trainer.batches(0))
     trainer.fit()
     assert trainer.state.step == (batches + 1) // 2 == trainer.updates_per_epoch()
+
+
+@pytest.mark.parametrize("dense", [False, True], ids=["sparse", "dense"])
+def test_dense_embedding_grads_give_every_row_adams_step(run, dense):
+    """Adam's first step is lr * g / (|g| + eps), at most lr, for every weight. Keras' Adam on an embedding's sparse
+    gradient (one row per occurrence) squares each occurrence's row, so a token that occurs k times in the batch
+    moves up to sqrt(k) times further; summed per token first, every row takes Adam's step."""
+    trainer = build_trainer(
+        run, tiny_config(run, {**TINY_TRANSFORMER, "dropout": 0.0}, clip_norm=0.0, dense_embedding_grads=dense)
+    )
+    before = [w.numpy() for w in trainer.model.trainable_weights]
+    trainer.updates([collate(trainer.data.train, trainer.batches(0)[0])], (0, 0))
+    moved = {w.path: np.abs(w.numpy() - b).max() for w, b in zip(trainer.model.trainable_weights, before)}
+    step = max(m for path, m in moved.items() if "embedding" not in path)  # the first step's lr, dense weights
+    embedding = max(m for path, m in moved.items() if "embedding" in path)
+    assert step > 0 and embedding > 0
+    if dense:
+        assert embedding <= step * (1 + 1e-4)
+    else:
+        assert embedding > 2 * step  # characters recur in every sentence: the sparse update overshoots

@@ -69,6 +69,8 @@ class Updates:
     def _finish(self, context, grads, stop_flags):
         """Clip the global gradient, apply it, and agree on the stop flags."""
         variables = self.model.trainable_variables
+        if self.config.dense_embedding_grads:
+            grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
         if self.config.clip_norm:
             grads, _ = tf.clip_by_global_norm(grads, self.config.clip_norm)
         self.optimizer.apply(self.distribution.share(grads), variables)
