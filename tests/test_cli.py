@@ -112,10 +112,13 @@ def test_train_sizes_the_model_from_the_corpus_records_it_and_says_so(cli_run, t
         "1",
         "--attention-dropout",
         "0",
+        "--dense-embedding-grads",
         "--no-ctranslate2",
     )
     assert shallow.exit_code == 0, shallow.output
-    model = json.loads((copy / "config.json").read_text())["model"]
+    saved = json.loads((copy / "config.json").read_text())
+    model = saved["model"]
+    assert saved["train"]["dense_embedding_grads"] is True
     assert (model["decoder_layers"], model["attention_dropout"], model["activation_dropout"]) == (1, 0.0, None)
     assert "model: small transformer: 3+1 layers" in flat(shallow.output)
     assert "dropout 0.2 (attention 0)" in flat(shallow.output)

@@ -117,6 +117,16 @@ def train(
     ] = None,
     clip_norm: Annotated[Optional[float], _train("clip_norm", "Global gradient-norm clip; 0 disables.")] = None,
     label_smoothing: Annotated[Optional[float], _train("label_smoothing", "Label smoothing.")] = None,
+    dense_embedding_grads: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--dense-embedding-grads/--sparse-embedding-grads",
+            help="Sum an embedding's gradient per token before clipping and Adam (the PyTorch toolkits' update), or "
+            "leave it one row per occurrence (Keras' sparse update: a token seen k times in a batch can step up to "
+            "sqrt(k) times further).",
+            show_default="sparse",
+        ),
+    ] = None,
     subword_sampling: Annotated[
         Optional[float],
         _train(
