@@ -81,6 +81,7 @@ def test_train_json_summary(cli_run):
     assert summary["epochs"] == 2 and summary["steps"] > 0
 
 
+@pytest.mark.slow  # CI runs it with the slow tests
 def test_train_sizes_the_model_from_the_corpus_records_it_and_says_so(cli_run, tmp_path):
     run_dir, _ = cli_run
     saved = json.loads((run_dir / "config.json").read_text())["model"]

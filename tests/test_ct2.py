@@ -148,6 +148,7 @@ def test_a_model_kept_in_the_run_dir_is_what_translate_uses_while_it_matches_the
     assert runner.invoke(app, ["export", "-r", str(run.path)]).exit_code == 2  # a SavedModel needs OUT_DIR
 
 
+@pytest.mark.slow  # CI runs it with the slow tests
 def test_train_and_average_keep_a_ctranslate2_copy_that_translate_then_uses(runs, tmp_path, monkeypatch):
     from s2s_cli.inference.ct2 import kept_model
     from s2s_cli.inference.translator import Translator as S2STranslator

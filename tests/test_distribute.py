@@ -92,7 +92,7 @@ print(json.dumps({"replicas": result.replicas, "train_loss": result.train_loss, 
 """
 
 
-@pytest.mark.parametrize("accum", [1, 2])
+@pytest.mark.parametrize("accum", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_mirrored_over_two_logical_cpus_splits_each_batch(prepared_run, tmp_path, accum):
     """Two replicas in one process (TF must be configured before it starts, hence a subprocess); with and without
     gradient accumulation. No dropout: the replicas would draw other masks than one device."""

@@ -62,6 +62,7 @@ def spm_run(tmp_path_factory) -> RunDir:
     return run
 
 
+@pytest.mark.slow  # CI runs it with the slow tests
 def test_training_with_sampling_resumes_exactly_and_differs_from_training_without(spm_run, tmp_path):
     runs = [RunDir(tmp_path / name) for name in ("whole", "resumed", "unsampled")]
     for run in runs:

@@ -234,6 +234,7 @@ def test_a_run_stopped_and_extended_follows_the_straight_schedule(run, tmp_path)
     assert extended.weights_sha256 == straight.weights_sha256
 
 
+@pytest.mark.slow  # CI runs it with the slow tests
 def test_kill_9_loses_at_most_the_steps_since_the_last_periodic_checkpoint(run, tmp_path):
     import subprocess
     import sys
