@@ -13,6 +13,7 @@ summed per token before clipping and Adam).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import tempfile
@@ -27,12 +28,12 @@ from s2s_cli.data.prepare import prepare
 from s2s_cli.rundir import RunDir
 from s2s_cli.training.runner import build_trainer
 
-VARIANTS = {  # ModelConfig fields, and TrainConfig fields under "train"
+VARIANTS = {  # ModelConfig and TrainConfig fields
     "default": {},
     "no-inner-dropout": {"attention_dropout": 0.0, "activation_dropout": 0.0},
     "no-attention-dropout": {"attention_dropout": 0.0},
     "no-activation-dropout": {"activation_dropout": 0.0},
-    "dense-embedding-grads": {"train": {"dense_embedding_grads": True}},
+    "dense-embedding-grads": {"dense_embedding_grads": True},
 }
 
 
@@ -81,13 +82,13 @@ def main() -> None:
 
 
 def _trainer(run: RunDir, args: argparse.Namespace, variant: dict):
-    model = {k: v for k, v in variant.items() if k != "train"}
+    model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    model = {k: v for k, v in variant.items() if k in model_fields}
+    train = {k: v for k, v in variant.items() if k not in model_fields}
     config = RunConfig(
         data=run.load_config().data,
         model=ModelConfig(**model),
-        train=TrainConfig(
-            batch_tokens=args.batch_tokens, precision=args.precision, warmup=400, **variant.get("train", {})
-        ),
+        train=TrainConfig(batch_tokens=args.batch_tokens, precision=args.precision, warmup=400, **train),
     )
     return build_trainer(run, config)
 
