@@ -52,23 +52,24 @@ def test_ctranslate2_outputs_equal_s2s_outputs(runs, tmp_path, name):
     assert [t[0].text for t in got] == [t[0].text for t in expected]  # greedy: every sentence
     assert [t[0].score for t in got] == pytest.approx([t[0].score for t in expected], abs=1e-3)
     assert len({t[0].text for t in expected}) > 5  # different outputs: a mix-up would show
-    # Beam search: the same search (s2s's beam is CTranslate2's), so the same best translations, scored alike.
-    # (Below the best, CTranslate2 keeps the `beam` it ranks best by its own length penalty, so an n-best list may
-    # hold another one.)
-    for alpha in (0.6, 0.0):
-        expected = ours.translate(sources, beam=4, n_best=4, alpha=alpha)
-        got = theirs.translate(sources, beam=4, n_best=4, alpha=alpha)
-        assert [t[0].text for t in got] == [t[0].text for t in expected]
-        assert [t[0].score for t in got] == pytest.approx([t[0].score for t in expected], abs=1e-3)
-        assert len(got[0]) == len(expected[0]) == 4
-    # At the default alpha (1.0) CTranslate2's ranking (log-probability / length^alpha) differs more from GNMT's:
-    # when more than `beam` hypotheses finish at once, the ones it keeps can leave out the best by GNMT's, and then
-    # s2s's translation is the better-scored one. (On Multi30k all 1,000 test sentences still agree.)
-    expected, got = ours.translate(sources, beam=4), theirs.translate(sources, beam=4)
-    same = [a[0].text == b[0].text for a, b in zip(expected, got)]
-    assert sum(same) >= 0.7 * len(sources)
-    for a, b, equal in zip(expected, got, same):
-        assert a[0].score == pytest.approx(b[0].score, abs=1e-3) if equal else a[0].score > b[0].score - 1e-3
+    # Beam search: the same search (s2s's beam is CTranslate2's), so without a length penalty the same n-best lists,
+    # scored alike.
+    expected = ours.translate(sources, beam=4, n_best=4, alpha=0.0)
+    got = theirs.translate(sources, beam=4, n_best=4, alpha=0.0)
+    assert [[h.text for h in t] for t in got] == [[h.text for h in t] for t in expected]
+    assert [h.score for t in got for h in t] == pytest.approx([h.score for t in expected for h in t], abs=1e-3)
+    assert len(got[0]) == len(expected[0]) == 4
+    # With one, CTranslate2 ranks by log-probability / length^alpha where s2s ranks by GNMT's penalty: when more
+    # than `beam` hypotheses finish at once, the ones it keeps can leave out the best by GNMT's, and then s2s's
+    # translation is the better-scored one. How often depends on the weights (on these tiny models, from none to
+    # half of the sentences; on Multi30k none of the 1,000 test sentences at alpha 1.0); the share asked for only
+    # guards against a mix-up of sentences.
+    for alpha in (0.6, 1.0):
+        expected, got = ours.translate(sources, beam=4, alpha=alpha), theirs.translate(sources, beam=4, alpha=alpha)
+        same = [a[0].text == b[0].text for a, b in zip(expected, got)]
+        assert sum(same) >= len(sources) / 4, alpha
+        for a, b, equal in zip(expected, got, same):
+            assert a[0].score == pytest.approx(b[0].score, abs=1e-3) if equal else a[0].score > b[0].score - 1e-3
 
 
 def test_export_and_translate_through_the_cli(runs, tmp_path):

@@ -8,6 +8,7 @@ from s2s_cli.config import ModelConfig
 from s2s_cli.errors import ConfigError
 from s2s_cli.inference.translator import Searcher
 from s2s_cli.models import build_model, masked_loss, token_losses
+from s2s_cli.models.base import Dropout
 from s2s_cli.models.transformer import LayerNorm
 
 SRC_VOCAB, TGT_VOCAB = 40, 50
@@ -173,6 +174,26 @@ def test_attention_and_activation_dropout_default_to_dropout_and_act_only_in_tra
         assert not np.allclose(outputs(default, True), outputs(other, True)), rates
     block = model(attention_dropout=0.0, activation_dropout=0.1).decoder_blocks[0]
     assert (block.cross_attn.dropout.rate, block.ff_dropout.rate, block.dropout.rate) == (0.0, 0.1, 0.3)
+
+
+@pytest.mark.parametrize("rate, applied", [(0.2, 51 / 256), (0.5, 0.5), (0.1, 6554 / 65536), (0.001, 66 / 65536)])
+def test_dropout_drops_its_rate_and_keeps_the_expected_value(rate, applied):
+    x = np.full((1000, 999), 2.0, "float32")  # a size that is not a multiple of four draws
+    y = np.asarray(Dropout(rate, seed=7)(x, training=True))
+    dropped = (y == 0).mean()
+    assert abs(dropped - applied) < 4 * np.sqrt(applied * (1 - applied) / x.size) + 1e-9, dropped
+    np.testing.assert_allclose(np.unique(y[y != 0]), [2.0 / (1 - applied)], rtol=1e-6)
+    np.testing.assert_array_equal(Dropout(rate, seed=7)(x, training=False), x)
+
+
+def test_dropout_masks_repeat_with_the_seed_and_change_from_call_to_call():
+    x = np.ones((3, 5, 7), "float32")
+    first, again = Dropout(0.3, seed=11), Dropout(0.3, seed=11)
+    a, b = np.asarray(first(x, training=True)), np.asarray(again(x, training=True))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, np.asarray(first(x, training=True)))
+    assert not np.array_equal(a, np.asarray(Dropout(0.3, seed=12)(x, training=True)))
+    assert 0 < (a == 0).sum() < a.size
 
 
 def test_heads_must_divide_d_model():

@@ -13,6 +13,35 @@ from s2s_cli.tokens import PAD
 NEG_INF = -1e9
 
 
+@keras.saving.register_keras_serializable(package="s2s")
+class Dropout(layers.Dropout):
+    """keras.layers.Dropout from a quarter of the random numbers: one random byte decides an element.
+
+    Keras draws a float per element; here each 32-bit draw of the same stateless generator (seeded by the layer's
+    SeedGenerator, so runs and resumes repeat) gives four bytes, and an element is dropped when its byte is below
+    round(rate * 256). The rate is thus a multiple of 1/256 (0.2 drops 51/256 = 0.1992); where that is more than
+    0.001 or 1% from the rate asked for, two bytes decide an element instead (1/65536). Kept elements are scaled by
+    1 / (1 - the rate applied), so the expected output is the input, as with Keras'.
+    """
+
+    def call(self, inputs, training=False):
+        if not training or self.rate == 0 or self.noise_shape is not None:
+            return super().call(inputs, training=training)
+        bits, levels = (8, 256) if abs(round(self.rate * 256) / 256 - self.rate) <= min(1e-3, self.rate / 100) else (16, 65536)
+        threshold = round(self.rate * levels)
+        if threshold >= levels:
+            return ops.zeros_like(inputs)
+        per_word = 32 // bits
+        size = tf.size(inputs)
+        words = tf.random.stateless_uniform(
+            [(size + per_word - 1) // per_word], self.seed_generator.next(), minval=None, maxval=None, dtype="uint32"
+        )
+        draws = tf.reshape(tf.bitcast(words, "uint8" if bits == 8 else "uint16"), [-1])[:size]
+        keep = tf.reshape(draws >= threshold, tf.shape(inputs))
+        scale = ops.cast(levels / (levels - threshold), inputs.dtype)
+        return tf.where(keep, inputs * scale, ops.zeros((), inputs.dtype))
+
+
 class EncoderDecoder(keras.Model):
     """What the RNN and Transformer models share: the output layer, the training call and the config.
 

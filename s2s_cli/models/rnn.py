@@ -6,7 +6,7 @@ import keras
 from keras import layers, ops
 
 from s2s_cli.config import Cell, ModelConfig
-from s2s_cli.models.base import NEG_INF, EncoderDecoder
+from s2s_cli.models.base import NEG_INF, Dropout, EncoderDecoder
 from s2s_cli.tokens import PAD
 
 
@@ -35,7 +35,7 @@ class BiRNNEncoder(layers.Layer):
             layers.Bidirectional(_rnn(cell, units, dtype=self.dtype_policy), name=f"birnn_{i}", dtype=self.dtype_policy)
             for i in range(num_layers)
         ]
-        self.dropout = layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.dropout = Dropout(dropout, dtype=self.dtype_policy)
         self.supports_masking = True
 
     def call(self, x, mask=None, training=False):
@@ -127,7 +127,7 @@ class Seq2Seq(EncoderDecoder):
         ]
         self.decoder_rnns = [_rnn(c.cell, c.hidden, name=f"decoder_rnn_{i}", dtype=policy) for i in range(c.dec_layers)]
         self.attention = Attention(c.attention, c.hidden, name="attention", dtype=policy)
-        self.dropout = layers.Dropout(c.dropout, dtype=policy)
+        self.dropout = Dropout(c.dropout, dtype=policy)
         self.build_output()
 
     def encode(self, src, training=False):

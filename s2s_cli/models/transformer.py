@@ -9,7 +9,7 @@ import numpy as np
 from keras import layers, ops
 
 from s2s_cli.config import ModelConfig
-from s2s_cli.models.base import NEG_INF, EncoderDecoder
+from s2s_cli.models.base import NEG_INF, Dropout, EncoderDecoder
 from s2s_cli.tokens import PAD
 
 
@@ -51,7 +51,7 @@ class MultiHeadAttention(layers.Layer):
         self.d_model, self.heads, self.dropout_rate = d_model, heads, dropout
         policy = self.dtype_policy
         self.q, self.k, self.v, self.o = (layers.Dense(d_model, name=n, dtype=policy) for n in ("q", "k", "v", "o"))
-        self.dropout = layers.Dropout(dropout, dtype=policy)
+        self.dropout = Dropout(dropout, dtype=policy)
 
     def split_heads(self, x):
         """(batch, len, d_model) -> (batch, heads, len, head_dim)."""
@@ -118,10 +118,10 @@ class TransformerBlock(layers.Layer):
         self.ff_norm = LayerNorm(epsilon=1e-6, name="ff_norm", dtype=policy)
         self.ff_in = layers.Dense(ff_dim, activation="relu", name="ff_in", dtype=policy)
         self.ff_out = layers.Dense(d_model, name="ff_out", dtype=policy)
-        self.dropout = layers.Dropout(dropout, dtype=policy)
+        self.dropout = Dropout(dropout, dtype=policy)
         # one layer when the rates agree: the same random streams as a model with a single rate
         same = self.activation_rate == dropout
-        self.ff_dropout = self.dropout if same else layers.Dropout(self.activation_rate, dtype=policy)
+        self.ff_dropout = self.dropout if same else Dropout(self.activation_rate, dtype=policy)
 
     def call(self, x, self_mask, cache=None, cross_kv=None, src_mask=None, training=False):
         """x: (batch, len, d). With `cache` (keys, values of earlier positions) returns (x, new cache)."""
@@ -180,7 +180,7 @@ class TransformerSeq2Seq(EncoderDecoder):
         self.decoder_blocks = [TransformerBlock(cross=True, name=f"decoder_{i}", **block) for i in range(c.dec_layers)]
         self.encoder_norm = LayerNorm(epsilon=1e-6, name="encoder_norm", dtype=policy)
         self.decoder_norm = LayerNorm(epsilon=1e-6, name="decoder_norm", dtype=policy)
-        self.dropout = layers.Dropout(c.dropout, dtype=policy)
+        self.dropout = Dropout(c.dropout, dtype=policy)
         self.build_output()
         self.positions = ops.convert_to_tensor(sinusoids(self.max_positions, d))
 
