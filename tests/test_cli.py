@@ -123,7 +123,9 @@ def test_train_sizes_the_model_from_the_corpus_records_it_and_says_so(cli_run, t
     assert (model["decoder_layers"], model["attention_dropout"], model["activation_dropout"]) == (1, 0.0, None)
     assert "model: small transformer: 3+1 layers" in flat(shallow.output)
     assert "dropout 0.2 (attention 0)" in flat(shallow.output)
-    assert "--schedule cosine decays over --epochs 1, which --max-minutes may cut short" in flat(shallow.output)
+    assert "cosine decay: planned when warm-up ends, from the speed so far, to end with --max-minutes" in flat(
+        shallow.output
+    )
 
 
 def test_evaluate_json(cli_run, tmp_path):

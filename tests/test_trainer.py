@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import signal
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -352,6 +353,30 @@ def test_a_cosine_schedule_warms_up_then_decays_to_zero_over_the_planned_updates
     trainer = build_trainer(other, tiny_config(other, schedule="cosine", epochs=3))
     assert trainer.config.train.decay_steps == 3 * trainer.updates_per_epoch()
     assert build_trainer(other, tiny_config(other)).config.train.decay_steps is None  # inverse-sqrt: no plan
+
+
+def test_a_cosine_bounded_by_minutes_alone_ends_its_decay_with_the_time(run, tmp_path, monkeypatch):
+    """The trainer's clock is faked (one second a reading), so that the plan does not depend on the machine."""
+    from s2s_cli.training import trainer as trainer_module
+
+    readings = iter(range(10**7))
+    monkeypatch.setattr(trainer_module, "time", SimpleNamespace(perf_counter=lambda: float(next(readings))))
+    copy = RunDir(tmp_path / "copy")
+    shutil.copytree(run.path, copy.path)
+    progress = _Rates()
+    config = tiny_config(run, schedule="cosine", warmup=4, max_minutes=2, epochs=50, lr=2e-3)
+    result = train(run, config, progress=progress)
+    saved = run.load_config().train
+    assert saved.decay_steps == saved.max_steps == result.steps > 8  # planned, recorded, trained to its end
+    assert result.stopped == "max_steps"
+    rates = progress.rates
+    assert rates.index(max(rates)) == 3 and max(rates) == pytest.approx(2e-3)
+    assert all(a > b for a, b in zip(rates[3:], rates[4:]))
+    assert rates[-1] < 0.05 * 2e-3  # to (nearly) zero when the time is up, not over the 50 epochs
+    # with more time than --epochs need, the decay ends with the epochs
+    ample = train(copy, tiny_config(copy, schedule="cosine", warmup=4, max_minutes=600, epochs=3))
+    per_epoch = build_trainer(copy, tiny_config(copy)).updates_per_epoch()
+    assert copy.load_config().train.decay_steps == ample.steps == 3 * per_epoch
 
 
 def test_resuming_with_a_new_plan_replans_the_cosine_decay(run):

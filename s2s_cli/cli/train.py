@@ -193,6 +193,7 @@ def train(
     from s2s_cli.rundir import RunDir
     from s2s_cli.training.runner import plan_config, training_pairs
     from s2s_cli.training.runner import train as run_train
+    from s2s_cli.training.schedules import plans_by_clock
 
     given = {k: v for k, v in locals().items() if v is not None}
     if save_every is not None:
@@ -212,10 +213,10 @@ def train(
         how = f", sized for {training_pairs(run):,} training pairs" if auto else ""
         console.info(f"model: {describe_model(config.model)}{how}; {describe_training(config.train)}")
     tc = config.train
-    if tc.schedule == Schedule.COSINE and tc.max_minutes and not (tc.max_steps or tc.decay_steps):
-        console.warn(
-            f"--schedule cosine decays over --epochs {tc.epochs}, which --max-minutes may cut short: give "
-            "--max-steps or --decay-steps for it to reach zero in the time."
+    if plans_by_clock(tc):
+        console.info(
+            f"cosine decay: planned when warm-up ends, from the speed so far, to end with --max-minutes "
+            f"{tc.max_minutes:g} (or --epochs {tc.epochs}, if sooner)"
         )
     console.info(f"TensorBoard: tensorboard --logdir {run.logs_dir}")
     with console.TrainBar(config.train.max_steps) as bar:

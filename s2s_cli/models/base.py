@@ -27,7 +27,9 @@ class Dropout(layers.Dropout):
     def call(self, inputs, training=False):
         if not training or self.rate == 0 or self.noise_shape is not None:
             return super().call(inputs, training=training)
-        bits, levels = (8, 256) if abs(round(self.rate * 256) / 256 - self.rate) <= min(1e-3, self.rate / 100) else (16, 65536)
+        bits, levels = (
+            (8, 256) if abs(round(self.rate * 256) / 256 - self.rate) <= min(1e-3, self.rate / 100) else (16, 65536)
+        )
         threshold = round(self.rate * levels)
         if threshold >= levels:
             return ops.zeros_like(inputs)

@@ -24,7 +24,7 @@ from s2s_cli.training import signals
 from s2s_cli.training.checkpoints import has_checkpoints, latest_checkpoint
 from s2s_cli.training.distribute import Distribution, make_distribution
 from s2s_cli.training.precision import resolve_precision
-from s2s_cli.training.schedules import default_warmup
+from s2s_cli.training.schedules import default_warmup, plans_by_clock
 from s2s_cli.training.trainer import SilentProgress, Trainer, TrainingData, TrainProgress, TrainResult
 
 
@@ -119,12 +119,13 @@ def load_training_data(run: RunDir, config: RunConfig) -> TrainingData:
 
 def with_schedule(config: RunConfig, steps_per_epoch: int) -> RunConfig:
     """The config with an unset --warmup resolved from the number of updates per epoch, and a cosine schedule's
-    unset decay steps from the planned updates (--max-steps, else --epochs)."""
+    unset decay steps from the planned updates (--max-steps, else --epochs), unless the trainer plans them from
+    the clock (--max-minutes alone)."""
     tc = config.train
     updates = math.ceil(steps_per_epoch / tc.accum_steps)
     if tc.warmup is None:
         tc = dataclasses.replace(tc, warmup=default_warmup(updates))
-    if tc.schedule == Schedule.COSINE and tc.decay_steps is None:
+    if tc.schedule == Schedule.COSINE and tc.decay_steps is None and not plans_by_clock(tc):
         tc = dataclasses.replace(tc, decay_steps=tc.max_steps or tc.epochs * updates)
     return dataclasses.replace(config, train=tc)
 

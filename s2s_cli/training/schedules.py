@@ -34,18 +34,65 @@ def default_warmup(steps_per_epoch: int) -> int:
     return max(1, min(DEFAULT_WARMUP, WARMUP_EPOCHS * steps_per_epoch))
 
 
-def build_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
+def build_optimizer(config: TrainConfig, clocked: ClockedDecay | None = None) -> keras.optimizers.Optimizer:
     """Adam on the configured schedule; gradients are clipped by the trainer, after they are summed over replicas."""
-    return keras.optimizers.Adam(learning_rate=learning_rate(config))
+    return keras.optimizers.Adam(learning_rate=learning_rate(config, clocked))
 
 
-def learning_rate(config: TrainConfig) -> keras.optimizers.schedules.LearningRateSchedule:
-    """The schedule of a config whose warm-up (and, for cosine, decay steps) train has resolved."""
+def learning_rate(
+    config: TrainConfig, clocked: ClockedDecay | None = None
+) -> keras.optimizers.schedules.LearningRateSchedule:
+    """The schedule of a config whose warm-up (and, for cosine, decay steps unless `clocked` plans them) train has
+    resolved."""
     if config.schedule == Schedule.COSINE:
         # Keras' CosineDecay warms up linearly from its initial rate to warmup_target, then decays to zero; starting
         # from lr / warmup, its first update is WarmupInverseSqrt's.
         warmup = max(config.warmup, 1)
+        length = clocked.length if clocked is not None else max(config.decay_steps - warmup, 1)
         return keras.optimizers.schedules.CosineDecay(
-            config.lr / warmup, max(config.decay_steps - warmup, 1), warmup_target=config.lr, warmup_steps=warmup
+            config.lr / warmup, length, warmup_target=config.lr, warmup_steps=warmup
         )
     return WarmupInverseSqrt(config.lr, config.warmup)
+
+
+def plans_by_clock(config: TrainConfig) -> bool:
+    """Whether a cosine decay is planned from the clock: bounded by --max-minutes, with no --max-steps or
+    --decay-steps to plan it by."""
+    return (
+        config.schedule == Schedule.COSINE and bool(config.max_minutes) and not (config.max_steps or config.decay_steps)
+    )
+
+
+class ClockedDecay:
+    """The length of a cosine decay that is to end when --max-minutes does.
+
+    Until warm-up ends the learning rate does not depend on the decay's length, so it is planned then: the updates
+    that fit in the time left, at the speed of the updates since the last validation plus that validation's cost
+    spread over the updates between two, less one validation for the end, and never more than --epochs allow.
+    Until then (and where it is never planned) the decay spans `most` updates.
+    """
+
+    MARGIN = 0.98  # of the time left: the speed drifts
+
+    def __init__(self, config: TrainConfig, most: int) -> None:
+        self.warmup, self.most, self.budget = max(config.warmup, 1), most, 60 * config.max_minutes
+        self.length = keras.Variable(max(most - self.warmup, 1), dtype="int64", trainable=False, name="decay_steps")
+        self.planned: int | None = None
+        self.last = (0, 0.0, 0.0)  # the last validation: step, training seconds then, seconds it took
+
+    def due(self, step: int) -> bool:
+        return self.planned is None and step >= self.warmup
+
+    def validated(self, step: int, train_seconds: float, seconds: float) -> None:
+        self.last = (step, train_seconds, seconds)
+
+    def plan(self, step: int, train_seconds: float, elapsed: float, interval: int) -> int:
+        """The update the decay ends at, from the training seconds so far, the seconds since this process started
+        and the updates between two validations."""
+        since, trained, validation = self.last
+        per_update = (train_seconds - trained) / (step - since) if step > since else train_seconds / max(step, 1)
+        per_update += validation / max(interval, 1)
+        left = self.budget - elapsed - validation
+        self.planned = min(self.most, step + max(1, int(self.MARGIN * left / max(per_update, 1e-9))))
+        self.length.assign(max(self.planned - self.warmup, 1))
+        return self.planned

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from s2s_cli.config import RunConfig
+from s2s_cli.config import RunConfig, Schedule
 from s2s_cli.data.batching import Pairs, SampledPairs, make_batches
 from s2s_cli.data.tokenizers import Tokenizer
 from s2s_cli.errors import TrainingError
@@ -19,9 +19,9 @@ from s2s_cli.models import build_model
 from s2s_cli.rundir import RunDir, Validation
 from s2s_cli.training import signals
 from s2s_cli.training.checkpoints import Checkpoints, JsonState, list_checkpoints, weights_digest
-from s2s_cli.training.distribute import Distribution
+from s2s_cli.training.distribute import Distribution, MultiWorker
 from s2s_cli.training.recorder import Recorder
-from s2s_cli.training.schedules import build_optimizer
+from s2s_cli.training.schedules import ClockedDecay, build_optimizer
 from s2s_cli.training.steps import Updates
 from s2s_cli.training.validation import Validator
 
@@ -106,11 +106,16 @@ class Trainer:
     ) -> None:
         self.run, self.config, self.data, self.progress, self.distribution = run, config, data, progress, distribution
         tc = config.train
+        # a cosine decay left unplanned by train ends with --max-minutes; every worker of several must plan alike
+        clocked = (
+            tc.schedule == Schedule.COSINE and tc.decay_steps is None and not isinstance(distribution, MultiWorker)
+        )
         with distribution.scope():
+            self.clocked = ClockedDecay(tc, tc.epochs * self.updates_per_epoch()) if clocked else None
             self.model = build_model(
                 config.model, data.src_tok.vocab_size, data.tgt_tok.vocab_size, tc.precision, config.data.joint
             )
-            self.optimizer = build_optimizer(tc)
+            self.optimizer = build_optimizer(tc, self.clocked)
             self.optimizer.build(self.model.trainable_variables)
         self.updates = Updates(self.model, self.optimizer, tc, distribution)
         translator = Translator(config, self.model, data.src_tok, data.tgt_tok)
@@ -232,6 +237,8 @@ class Trainer:
         self._clock = now
         state.loss_sum, state.loss_count = state.loss_sum + loss, state.loss_count + 1
         lr = float(self.optimizer.learning_rate)
+        if self.clocked is not None and self.clocked.due(state.step):
+            self._plan_decay()
         self.progress.on_step(state.step, state.epoch, loss, state.tokens_per_sec(), lr)
         if state.step % LOG_EVERY == 0:
             self.recorder.log_step(state.step, loss, lr)
@@ -241,6 +248,18 @@ class Trainer:
         if out_of_time:
             return "max_minutes"
         return "max_steps" if tc.max_steps and state.step >= tc.max_steps else None
+
+    def _plan_decay(self) -> None:
+        """End the cosine decay, and training, at the update --max-minutes is expected to allow (config.json
+        records it, so a resumed run keeps the plan)."""
+        tc, elapsed = self.config.train, time.perf_counter() - self._started
+        interval = tc.valid_every or self.updates_per_epoch()
+        planned = self.clocked.plan(self.state.step, self.state.train_seconds, elapsed, interval)
+        self.config = dataclasses.replace(
+            self.config, train=dataclasses.replace(tc, decay_steps=planned, max_steps=planned)
+        )
+        if self.distribution.is_chief:
+            self.run.save_config(self.config)
 
     def _save_due(self) -> bool:
         """A checkpoint between validations: every --save-every steps or minutes."""
@@ -272,7 +291,7 @@ class Trainer:
 
     def _validate_and_checkpoint(self) -> str | None:
         """Validate, keep the weights if best, save a checkpoint; "patience" when early stopping says to stop."""
-        state = self.state
+        state, started = self.state, time.perf_counter()
         train_loss = state.loss_sum / max(state.loss_count, 1)
         record = self.validator.validate(state.step, state.epoch, train_loss, state.tokens_per_sec())
         state.loss_sum, state.loss_count = 0.0, 0
@@ -283,6 +302,8 @@ class Trainer:
         self.last_record = record
         self._save_checkpoint()
         self._clock = time.perf_counter()  # validation time does not count as training time
+        if self.clocked is not None:
+            self.clocked.validated(state.step, state.train_seconds, self._clock - started)
         return "patience" if self.validator.should_stop() else None
 
 
