@@ -7,7 +7,8 @@ python bench/ab_speed.py --data ../shared/data/multi30k --variants default no-in
 
 Variants: default (the step as `s2s train` runs it), no-inner-dropout (--attention-dropout 0 --activation-dropout
 0), no-attention-dropout, no-activation-dropout (one of the two), dense-embedding-grads (an embedding's gradient
-summed per token before clipping and Adam).
+summed per token before clipping and Adam), keras-dropout (Keras' own dropout layer, a float drawn per element,
+in place of s2s's byte per element).
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from keras import layers
 from model_options import add_corpus_options, train_files
 
 from s2s_cli.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from s2s_cli.data.batching import collate
 from s2s_cli.data.prepare import prepare
+from s2s_cli.models.base import Dropout
 from s2s_cli.rundir import RunDir
 from s2s_cli.training.runner import build_trainer
 
@@ -34,6 +37,7 @@ VARIANTS = {  # ModelConfig and TrainConfig fields
     "no-attention-dropout": {"attention_dropout": 0.0},
     "no-activation-dropout": {"activation_dropout": 0.0},
     "dense-embedding-grads": {"dense_embedding_grads": True},
+    "keras-dropout": {"keras_dropout": True},
 }
 
 
@@ -82,6 +86,8 @@ def main() -> None:
 
 
 def _trainer(run: RunDir, args: argparse.Namespace, variant: dict):
+    variant = dict(variant)
+    keras_dropout = variant.pop("keras_dropout", False)
     model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
     model = {k: v for k, v in variant.items() if k in model_fields}
     train = {k: v for k, v in variant.items() if k not in model_fields}
@@ -90,7 +96,12 @@ def _trainer(run: RunDir, args: argparse.Namespace, variant: dict):
         model=ModelConfig(**model),
         train=TrainConfig(batch_tokens=args.batch_tokens, precision=args.precision, warmup=400, **train),
     )
-    return build_trainer(run, config)
+    trainer = build_trainer(run, config)
+    if keras_dropout:  # before the step is traced, which happens in round 0
+        for layer in trainer.model._flatten_layers(include_self=False):
+            if isinstance(layer, Dropout):
+                layer.call = layers.Dropout.call.__get__(layer)
+    return trainer
 
 
 if __name__ == "__main__":
