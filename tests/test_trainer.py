@@ -379,6 +379,17 @@ def test_a_cosine_bounded_by_minutes_alone_ends_its_decay_with_the_time(run, tmp
     assert copy.load_config().train.decay_steps == ample.steps == 3 * per_epoch
 
 
+def test_several_workers_bounded_by_minutes_decay_over_the_epochs(run):
+    from s2s_cli.training.distribute import MultiWorker, Replicated
+
+    workers = MultiWorker.__new__(MultiWorker)  # one process standing for a chief of several
+    Replicated.__init__(workers, tf.distribute.get_strategy())
+    trainer = build_trainer(run, tiny_config(run, schedule="cosine", warmup=2, max_minutes=5, epochs=3), None, workers)
+    assert trainer.config.train.decay_steps is None and not trainer.clocked.due(10**6)
+    assert int(trainer.clocked.length.numpy()) == 3 * trainer.updates_per_epoch() - 2
+    assert float(trainer.optimizer.learning_rate) > 0
+
+
 def test_resuming_with_a_new_plan_replans_the_cosine_decay(run):
     train(run, tiny_config(run, schedule="cosine", warmup=2, max_steps=4, epochs=50))
     kept = plan_config(run, {}, {}, resume=True, force=False)

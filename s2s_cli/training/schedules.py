@@ -69,19 +69,19 @@ class ClockedDecay:
     Until warm-up ends the learning rate does not depend on the decay's length, so it is planned then: the updates
     that fit in the time left, at the speed of the updates since the last validation plus that validation's cost
     spread over the updates between two, less one validation for the end, and never more than --epochs allow.
-    Until then (and where it is never planned) the decay spans `most` updates.
+    Until then (and where it is never planned: `plans` False) the decay spans `most` updates.
     """
 
     MARGIN = 0.98  # of the time left: the speed drifts
 
-    def __init__(self, config: TrainConfig, most: int) -> None:
-        self.warmup, self.most, self.budget = max(config.warmup, 1), most, 60 * config.max_minutes
+    def __init__(self, config: TrainConfig, most: int, plans: bool = True) -> None:
+        self.warmup, self.most, self.budget, self.plans = max(config.warmup, 1), most, 60 * config.max_minutes, plans
         self.length = keras.Variable(max(most - self.warmup, 1), dtype="int64", trainable=False, name="decay_steps")
         self.planned: int | None = None
         self.last = (0, 0.0, 0.0)  # the last validation: step, training seconds then, seconds it took
 
     def due(self, step: int) -> bool:
-        return self.planned is None and step >= self.warmup
+        return self.plans and self.planned is None and step >= self.warmup
 
     def validated(self, step: int, train_seconds: float, seconds: float) -> None:
         self.last = (step, train_seconds, seconds)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from s2s_cli.config import RunConfig, Schedule
+from s2s_cli.config import RunConfig
 from s2s_cli.data.batching import Pairs, SampledPairs, make_batches
 from s2s_cli.data.tokenizers import Tokenizer
 from s2s_cli.errors import TrainingError
@@ -21,7 +21,7 @@ from s2s_cli.training import signals
 from s2s_cli.training.checkpoints import Checkpoints, JsonState, list_checkpoints, weights_digest
 from s2s_cli.training.distribute import Distribution, MultiWorker
 from s2s_cli.training.recorder import Recorder
-from s2s_cli.training.schedules import ClockedDecay, build_optimizer
+from s2s_cli.training.schedules import ClockedDecay, build_optimizer, plans_by_clock
 from s2s_cli.training.steps import Updates
 from s2s_cli.training.validation import Validator
 
@@ -106,12 +106,11 @@ class Trainer:
     ) -> None:
         self.run, self.config, self.data, self.progress, self.distribution = run, config, data, progress, distribution
         tc = config.train
-        # a cosine decay left unplanned by train ends with --max-minutes; every worker of several must plan alike
-        clocked = (
-            tc.schedule == Schedule.COSINE and tc.decay_steps is None and not isinstance(distribution, MultiWorker)
-        )
         with distribution.scope():
-            self.clocked = ClockedDecay(tc, tc.epochs * self.updates_per_epoch()) if clocked else None
+            # several workers' clocks would plan apart: theirs decays over --epochs
+            planner = not isinstance(distribution, MultiWorker)
+            most = tc.epochs * self.updates_per_epoch()
+            self.clocked = ClockedDecay(tc, most, planner) if plans_by_clock(tc) else None
             self.model = build_model(
                 config.model, data.src_tok.vocab_size, data.tgt_tok.vocab_size, tc.precision, config.data.joint
             )
