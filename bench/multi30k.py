@@ -29,6 +29,7 @@ from s2s_cli.presets import TRAIN_BY_SIZE
 from s2s_cli.rundir import RunDir, Validation
 from s2s_cli.training.averaging import average
 from s2s_cli.training.runner import train
+from s2s_cli.training.trainer import SilentProgress
 
 
 def main() -> None:
@@ -139,7 +140,7 @@ def _scores(run: RunDir, files: dict[str, Path], beam: int) -> tuple[dict, float
     return out | {"signature": scores.signature["bleu"]}, seconds
 
 
-class _LogProgress:
+class _LogProgress(SilentProgress):
     def on_start(self, steps_per_epoch: int, epochs: int, step: int, epoch: int) -> None:
         print(f"{steps_per_epoch} steps per epoch", file=sys.stderr)
 
@@ -149,6 +150,9 @@ class _LogProgress:
 
     def on_validation(self, record: Validation) -> None:
         print(record.to_json(), file=sys.stderr, flush=True)
+
+    def on_plan(self, total_steps: int) -> None:
+        print(f"cosine decay planned to end at step {total_steps}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -230,6 +230,9 @@ class TrainBar:
     def on_step(self, step: int, epoch: int, loss: float, tokens_per_sec: float, lr: float) -> None:
         self.progress.update(self.task, completed=step, epoch=epoch + 1, loss=loss, tps=tokens_per_sec, lr=lr)
 
+    def on_plan(self, total_steps: int) -> None:
+        self.progress.update(self.task, total=total_steps)
+
     def on_validation(self, record: Validation) -> None:
         best = " *" if record.is_best else ""
         self.progress.console.print(

@@ -15,6 +15,7 @@ from s2s_cli.errors import RunDirError, TrainingError, TrainingInterrupted
 from s2s_cli.rundir import RunDir
 from s2s_cli.training import checkpoints
 from s2s_cli.training.runner import build_trainer, plan_config, train
+from s2s_cli.training.trainer import SilentProgress
 
 
 def weights_of(run: RunDir) -> list[np.ndarray]:
@@ -112,19 +113,13 @@ def test_nan_loss_stops_with_a_clear_error(run, monkeypatch):
         train(run, tiny_config(run))
 
 
-class KillAt:
+class KillAt(SilentProgress):
     def __init__(self, step: int) -> None:
         self.step = step
-
-    def on_start(self, *args):
-        pass
 
     def on_step(self, step, *args):
         if step == self.step:
             os.kill(os.getpid(), signal.SIGTERM)
-
-    def on_validation(self, record):
-        pass
 
 
 def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(run):
@@ -318,20 +313,18 @@ def test_a_fresh_training_sizes_the_model_from_the_corpus_and_explicit_options_w
     assert plan_config(run, {}, {"batch_tokens": 512}, resume=False, force=False).train.batch_tokens == 512
 
 
-class _Rates:
-    """Progress that keeps the learning rate of every step."""
+class _Rates(SilentProgress):
+    """Progress that keeps the learning rate of every step, and the plans it was told."""
 
     def __init__(self) -> None:
         self.rates: list[float] = []
-
-    def on_start(self, *args) -> None:
-        pass
+        self.plans: list[int] = []
 
     def on_step(self, step: int, epoch: int, loss: float, tokens_per_sec: float, lr: float) -> None:
         self.rates.append(lr)
 
-    def on_validation(self, record) -> None:
-        pass
+    def on_plan(self, total_steps: int) -> None:
+        self.plans.append(total_steps)
 
 
 def test_a_cosine_schedule_warms_up_then_decays_to_zero_over_the_planned_updates(run, tmp_path):
@@ -368,6 +361,7 @@ def test_a_cosine_bounded_by_minutes_alone_ends_its_decay_with_the_time(run, tmp
     result = train(run, config, progress=progress)
     saved = run.load_config().train
     assert saved.decay_steps == saved.max_steps == result.steps > 8  # planned, recorded, trained to its end
+    assert progress.plans == [result.steps]  # the progress bar is told the new end, once
     assert result.stopped == "max_steps"
     rates = progress.rates
     assert rates.index(max(rates)) == 3 and max(rates) == pytest.approx(2e-3)
@@ -377,6 +371,16 @@ def test_a_cosine_bounded_by_minutes_alone_ends_its_decay_with_the_time(run, tmp
     ample = train(copy, tiny_config(copy, schedule="cosine", warmup=4, max_minutes=600, epochs=3))
     per_epoch = build_trainer(copy, tiny_config(copy)).updates_per_epoch()
     assert copy.load_config().train.decay_steps == ample.steps == 3 * per_epoch
+
+
+def test_the_training_bar_ends_where_the_decay_was_planned():
+    from s2s_cli.console import TrainBar
+
+    with TrainBar() as bar:
+        bar.on_start(100, 50, 0, 0)
+        assert bar.progress.tasks[0].total == 5000  # the epochs' updates, until a plan says otherwise
+        bar.on_plan(1234)
+        assert bar.progress.tasks[0].total == 1234
 
 
 def test_several_workers_bounded_by_minutes_decay_over_the_epochs(run):

@@ -85,16 +85,12 @@ class TrainProgress(Protocol):
 
     def on_validation(self, record: Validation) -> None: ...
 
+    def on_plan(self, total_steps: int) -> None:
+        """Training will now end at update `total_steps` (a cosine decay planned from the clock)."""
 
-class SilentProgress:
-    def on_start(self, steps_per_epoch: int, epochs: int, step: int, epoch: int) -> None:
-        pass
 
-    def on_step(self, step: int, epoch: int, loss: float, tokens_per_sec: float, lr: float) -> None:
-        pass
-
-    def on_validation(self, record: Validation) -> None:
-        pass
+class SilentProgress(TrainProgress):
+    """Reports nothing: every method is the protocol's no-op."""
 
 
 class Trainer:
@@ -259,6 +255,7 @@ class Trainer:
         )
         if self.distribution.is_chief:
             self.run.save_config(self.config)
+        self.progress.on_plan(planned)
 
     def _save_due(self) -> bool:
         """A checkpoint between validations: every --save-every steps or minutes."""
