@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--schedule", default=defaults.schedule.value, choices=[s.value for s in Schedule])
     parser.add_argument("--decay-steps", type=int, default=defaults.decay_steps, help="cosine (default: --max-steps)")
     parser.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing)
+    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="AdamW's; 0: off")
     parser.add_argument("--subword-sampling", type=float, default=defaults.subword_sampling, help="alpha; 0: off")
     parser.add_argument(
         "--dense-embedding-grads",
@@ -88,6 +89,7 @@ def main() -> None:
                 schedule=args.schedule,
                 decay_steps=args.decay_steps,
                 label_smoothing=args.label_smoothing,
+                weight_decay=args.weight_decay,
                 subword_sampling=args.subword_sampling,
                 dense_embedding_grads=args.dense_embedding_grads,
                 accum_steps=args.accum_steps,

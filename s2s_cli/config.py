@@ -183,6 +183,7 @@ class TrainConfig:
     clip_norm: float = 1.0
     dense_embedding_grads: bool = False  # sum an embedding's rows per token before clipping and Adam
     label_smoothing: float = 0.1
+    weight_decay: float = 0.0  # decoupled (AdamW): each update shrinks the weight matrices by lr * weight_decay
     subword_sampling: float = 0.0  # SentencePiece's sampling smoothing for training segmentations (0: off)
     patience: int = 5
     select: Select = Select.BLEU
@@ -209,6 +210,7 @@ class TrainConfig:
         "decay_steps": (1, BIG),
         "clip_norm": (0.0, BIG),
         "label_smoothing": (0.0, 1.0, "open"),
+        "weight_decay": (0.0, 10.0),
         "subword_sampling": (0.0, 100.0),
         "patience": (0, BIG),
         "valid_beam": (1, 1000),

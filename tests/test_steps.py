@@ -1,11 +1,16 @@
-"""Updates: N accumulated batches make the update their union would make; the fused one-batch update is unchanged."""
+"""Updates: N accumulated batches make the update their union would make; the fused one-batch update is unchanged;
+weight decay."""
+
+import shutil
 
 import numpy as np
 import pytest
 from helpers import TINY_MODEL, TINY_TRANSFORMER, tiny_config
 
 from s2s_cli.data.batching import collate
-from s2s_cli.training.runner import build_trainer
+from s2s_cli.rundir import RunDir
+from s2s_cli.training.runner import build_trainer, train
+from s2s_cli.training.schedules import learning_rate
 
 
 @pytest.mark.parametrize("model", [TINY_MODEL, TINY_TRANSFORMER], ids=["rnn", "transformer"])
@@ -54,3 +59,34 @@ def test_dense_embedding_grads_give_every_row_adams_step(run, dense):
         assert embedding <= step * (1 + 1e-4)
     else:
         assert embedding > 2 * step  # characters recur in every sentence: the sparse update overshoots
+
+
+def test_weight_decay_shrinks_matrices_and_embeddings_by_lr_times_the_decay_and_leaves_biases_and_norms(run):
+    config = {**TINY_TRANSFORMER, "dropout": 0.0}
+    plain, decayed = (build_trainer(run, tiny_config(run, config, weight_decay=wd)) for wd in (0.0, 0.5))
+    batch = collate(plain.data.train, plain.batches(0)[0])
+    before = [w.numpy() for w in plain.model.trainable_weights]
+    for trainer in (plain, decayed):
+        assert np.array_equal(trainer.model.trainable_weights[0].numpy(), before[0])  # the same start
+        trainer.updates([batch], (0, 0))
+    lr = float(learning_rate(decayed.config.train)(0))
+    shrunk = set()
+    for a, b, start in zip(plain.model.trainable_weights, decayed.model.trainable_weights, before):
+        if any(name in a.path for name in ("bias", "gamma", "beta")):
+            np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+        else:  # the same Adam step, taken from the weight shrunk by lr * 0.5
+            np.testing.assert_allclose(a.numpy() - b.numpy(), start * lr * 0.5, atol=1e-7, err_msg=a.path)
+            shrunk.add(a.path.split("/")[-1])
+    assert {"embeddings", "kernel"} <= shrunk
+
+
+def test_training_with_weight_decay_resumes_exactly(run, tmp_path):
+    runs = [RunDir(tmp_path / name) for name in ("whole", "resumed", "plain")]
+    for other in runs:
+        shutil.copytree(run.path, other.path)
+    whole = train(runs[0], tiny_config(runs[0], max_steps=4, epochs=5, weight_decay=0.1))
+    train(runs[1], tiny_config(runs[1], max_steps=2, epochs=5, weight_decay=0.1))
+    resumed = train(runs[1], tiny_config(runs[1], max_steps=4, epochs=5, weight_decay=0.1), resume=True)
+    plain = train(runs[2], tiny_config(runs[2], max_steps=4, epochs=5))
+    assert whole.weights_sha256 == resumed.weights_sha256 != plain.weights_sha256
+    assert runs[0].load_config().train.weight_decay == 0.1

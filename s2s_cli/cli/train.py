@@ -117,6 +117,14 @@ def train(
     ] = None,
     clip_norm: Annotated[Optional[float], _train("clip_norm", "Global gradient-norm clip; 0 disables.")] = None,
     label_smoothing: Annotated[Optional[float], _train("label_smoothing", "Label smoothing.")] = None,
+    weight_decay: Annotated[
+        Optional[float],
+        _train(
+            "weight_decay",
+            "Decoupled weight decay (AdamW): each update shrinks weight matrices and embeddings by lr times this "
+            "(biases and layer norms are not decayed); 0 = off.",
+        ),
+    ] = None,
     dense_embedding_grads: Annotated[
         Optional[bool],
         typer.Option(

@@ -137,9 +137,9 @@ class EncoderDecoder(keras.Model):
 def token_losses(labels, logits, label_smoothing: float = 0.0):
     """labels: (...) ids, logits: (..., vocab) -> each label's cross-entropy, float32 (...).
 
-    With label smoothing ε the target distribution is (1 - ε) one-hot + ε uniform, given to the fused softmax
-    cross-entropy, whose gradient is one elementwise pass: cheaper than gathering the label's logit and spreading
-    its gradient back over the vocabulary.
+    With label smoothing ε the target distribution is (1 - ε) one-hot + ε uniform, given to the softmax
+    cross-entropy, whose gradient is elementwise: cheaper than gathering the label's logit and scattering its
+    gradient back over the vocabulary.
     """
     logits = ops.cast(logits, "float32")
     if not label_smoothing:

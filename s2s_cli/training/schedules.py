@@ -34,9 +34,22 @@ def default_warmup(steps_per_epoch: int) -> int:
     return max(1, min(DEFAULT_WARMUP, WARMUP_EPOCHS * steps_per_epoch))
 
 
+# Variables weight decay leaves alone (substrings of their names): biases and layer norms' scale and offset.
+NOT_DECAYED = ("bias", "gamma", "beta")
+
+
 def build_optimizer(config: TrainConfig, clocked: ClockedDecay | None = None) -> keras.optimizers.Optimizer:
-    """Adam on the configured schedule; gradients are clipped by the trainer, after they are summed over replicas."""
-    return keras.optimizers.Adam(learning_rate=learning_rate(config, clocked))
+    """Adam on the configured schedule; gradients are clipped by the trainer, after they are summed over replicas.
+
+    With weight decay it is AdamW (Keras' decoupled decay, as in PyTorch's AdamW): every update first multiplies
+    each weight matrix and embedding by 1 - lr * weight_decay, at the scheduled lr. The optimizer's variables are
+    Adam's either way, so a checkpoint resumes with or without it."""
+    optimizer = keras.optimizers.Adam(
+        learning_rate=learning_rate(config, clocked), weight_decay=config.weight_decay or None
+    )
+    if config.weight_decay:
+        optimizer.exclude_from_weight_decay(var_names=list(NOT_DECAYED))
+    return optimizer
 
 
 def learning_rate(
