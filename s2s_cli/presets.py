@@ -63,4 +63,5 @@ def describe_training(train: TrainConfig) -> str:
     """The training settings a preset changes, as `train` prints them."""
     warmup = f", {train.warmup:,} warm-up steps" if train.warmup is not None else ""
     decay = ", cosine decay" if train.schedule == Schedule.COSINE else ""
-    return f"{train.batch_tokens:,}-token batches, peak lr {train.lr:g}{warmup}{decay}"
+    weight_decay = f", weight decay {train.weight_decay:g}" if train.weight_decay else ""
+    return f"{train.batch_tokens:,}-token batches, peak lr {train.lr:g}{warmup}{decay}{weight_decay}"

@@ -114,15 +114,18 @@ def test_train_sizes_the_model_from_the_corpus_records_it_and_says_so(cli_run, t
         "--attention-dropout",
         "0",
         "--dense-embedding-grads",
+        "--weight-decay",
+        "0.01",
         "--no-ctranslate2",
     )
     assert shallow.exit_code == 0, shallow.output
     saved = json.loads((copy / "config.json").read_text())
     model = saved["model"]
-    assert saved["train"]["dense_embedding_grads"] is True
+    assert saved["train"]["dense_embedding_grads"] is True and saved["train"]["weight_decay"] == 0.01
     assert (model["decoder_layers"], model["attention_dropout"], model["activation_dropout"]) == (1, 0.0, None)
     assert "model: small transformer: 3+1 layers" in flat(shallow.output)
     assert "dropout 0.2 (attention 0)" in flat(shallow.output)
+    assert "weight decay 0.01" in flat(shallow.output)
     assert "cosine decay: planned when warm-up ends, from the speed so far, to end with --max-minutes" in flat(
         shallow.output
     )
