@@ -305,11 +305,11 @@ def test_a_fresh_training_sizes_the_model_from_the_corpus_and_explicit_options_w
     assert run.load_config().model == auto  # what config.json records
     train = plan_config(run, {}, {}, resume=False, force=False).train
     expected = {
-        "small": (2048, 2e-3, None, "inverse-sqrt"),
-        "medium": (4096, 2e-3, None, "cosine"),
-        "base": (4096, 5e-4, 4000, "inverse-sqrt"),
+        "small": (2048, 2e-3, None, "inverse-sqrt", 0.1),
+        "medium": (4096, 2e-3, None, "cosine", 0.2),
+        "base": (4096, 5e-4, 4000, "inverse-sqrt", 0.1),
     }[size]
-    assert (train.batch_tokens, train.lr, train.warmup, train.schedule) == expected
+    assert (train.batch_tokens, train.lr, train.warmup, train.schedule, train.label_smoothing) == expected
     assert plan_config(run, {}, {"batch_tokens": 512}, resume=False, force=False).train.batch_tokens == 512
 
 
