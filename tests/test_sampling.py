@@ -52,6 +52,26 @@ def test_sampled_batches_follow_seed_and_epoch_and_keep_the_stored_lengths(unigr
     assert batch(0, max_len=4)[0][0].shape[1] <= 4
 
 
+def test_a_sample_wider_than_the_stored_batch_keeps_the_stored_segmentation(unigram):
+    ids = unigram.encode(TEXTS[:80])
+    order = np.argsort([len(s) for s in ids], kind="stable")
+    index = order[20:60]  # sentences of similar stored length, as a training batch holds
+    pairs = EncodedPairs(ids, ids)
+    sampled = SampledPairs(pairs, (unigram, unigram), 0.3, 100, 1, 0)
+    src, tgt = sampled.take(index)
+    seeds = np.random.SeedSequence([1, 0, *index.tolist()]).generate_state(2)
+    width = max(len(ids[i]) for i in index)
+    for side, seed in zip((src, tgt), seeds):
+        drawn = unigram.sample([ids[i] for i in index], 0.3, int(seed))
+        kept = [got == draw for got, draw in zip(side, drawn)]
+        fell_back = [got == ids[i] and len(draw) > width for got, draw, i in zip(side, drawn, index)]
+        assert all(k or f for k, f in zip(kept, fell_back))
+        assert any(f and not k for k, f in zip(kept, fell_back)), "some samples are wider than the batch"
+        assert any(k and draw != ids[i] for k, draw, i in zip(kept, drawn, index)), "some fit and are used"
+        assert max(len(s) for s in side) <= width
+    assert collate(sampled, index)[0][0].shape == collate(pairs, index)[0][0].shape
+
+
 @pytest.fixture(scope="module")
 def spm_run(tmp_path_factory) -> RunDir:
     root = tmp_path_factory.mktemp("sampling")

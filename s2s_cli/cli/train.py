@@ -141,7 +141,8 @@ def train(
             "subword_sampling",
             "Subword regularization: train on SentencePiece segmentations sampled anew for every batch, with this "
             "smoothing (unigram: lower samples more, 0.5 changes about 40% of sentences; BPE: the dropout "
-            "probability, e.g. 0.1); 0 = off. Validation and translation never sample.",
+            "probability, e.g. 0.1); 0 = off. A sample longer than its batch's longest stored sentence is not "
+            "used, so batches are no wider. Validation and translation never sample.",
         ),
     ] = None,
     patience: Annotated[

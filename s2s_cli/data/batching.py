@@ -50,8 +50,11 @@ class EncodedPairs:
 
 class SampledPairs:
     """A training split whose batches are segmented anew by SentencePiece sampling (subword regularization),
-    reproducibly from (seed, epoch, the batch's pairs). Batches are still cut by the lengths of the stored
-    segmentation; validation and translation never sample."""
+    reproducibly from (seed, epoch, the batch's pairs); validation and translation never sample.
+
+    Batches are cut by the lengths of the stored segmentation, and a sentence whose sampled segmentation is longer
+    than the batch's longest stored one on its side keeps its stored one, so a sampled batch is never padded wider
+    than the stored batch: the step costs what it costs without sampling."""
 
     def __init__(self, pairs: Pairs, tokenizers: tuple, alpha: float, max_len: int, seed: int, epoch: int) -> None:
         self.pairs, self.tokenizers, self.alpha, self.max_len = pairs, tokenizers, alpha, max_len
@@ -71,10 +74,16 @@ class SampledPairs:
         seeds = np.random.SeedSequence([self.seed, self.epoch, *index.tolist()]).generate_state(2)
         stored = batch_ids(self.pairs, index)
         src, tgt = (
-            [ids[: self.max_len] for ids in tok.sample(side, self.alpha, int(seed))]
+            _fit(tok.sample(side, self.alpha, int(seed)), side, self.max_len)
             for tok, side, seed in zip(self.tokenizers, stored, seeds)
         )
         return src, tgt
+
+
+def _fit(sampled: list[list[int]], stored: Sequence[Sequence[int]], max_len: int) -> list[Sequence[int]]:
+    """Each sampled segmentation cut to `max_len`, or the stored one where it is longer than the longest stored."""
+    width = max(len(ids) for ids in stored)
+    return [ids[:max_len] if len(ids[:max_len]) <= width else old for ids, old in zip(sampled, stored)]
 
 
 def batch_ids(pairs: Pairs, index: np.ndarray) -> tuple[list, list]:
