@@ -83,7 +83,8 @@ class SampledPairs:
 def _fit(sampled: list[list[int]], stored: Sequence[Sequence[int]], max_len: int) -> list[Sequence[int]]:
     """Each sampled segmentation cut to `max_len`, or the stored one where it is longer than the longest stored."""
     width = max(len(ids) for ids in stored)
-    return [ids[:max_len] if len(ids[:max_len]) <= width else old for ids, old in zip(sampled, stored)]
+    cut = (ids[:max_len] for ids in sampled)
+    return [ids if len(ids) <= width else old for ids, old in zip(cut, stored)]
 
 
 def batch_ids(pairs: Pairs, index: np.ndarray) -> tuple[list, list]:
