@@ -8,7 +8,8 @@ python bench/ab_speed.py --data ../shared/data/multi30k --variants default no-in
 Variants: default (the step as `s2s train` runs it), no-inner-dropout (--attention-dropout 0 --activation-dropout
 0), no-attention-dropout, no-activation-dropout (one of the two), dense-embedding-grads (an embedding's gradient
 summed per token before clipping and Adam), keras-dropout (Keras' own dropout layer, a float drawn per element,
-in place of s2s's byte per element).
+in place of s2s's byte per element), where-mask (attention masked by a select on the scores, in place of an added
+bias).
 """
 
 from __future__ import annotations
@@ -21,13 +22,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from keras import layers
+import numpy as np
+from keras import layers, ops
 from model_options import add_corpus_options, train_files
 
 from s2s_cli.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from s2s_cli.data.batching import collate
 from s2s_cli.data.prepare import prepare
-from s2s_cli.models.base import Dropout
+from s2s_cli.models.base import NEG_INF, Dropout
+from s2s_cli.models.transformer import MultiHeadAttention
 from s2s_cli.rundir import RunDir
 from s2s_cli.training.runner import build_trainer
 
@@ -38,6 +41,7 @@ VARIANTS = {  # ModelConfig and TrainConfig fields
     "no-activation-dropout": {"activation_dropout": 0.0},
     "dense-embedding-grads": {"dense_embedding_grads": True},
     "keras-dropout": {"keras_dropout": True},
+    "where-mask": {"where_mask": True},
 }
 
 
@@ -88,6 +92,7 @@ def main() -> None:
 def _trainer(run: RunDir, args: argparse.Namespace, variant: dict):
     variant = dict(variant)
     keras_dropout = variant.pop("keras_dropout", False)
+    where_mask = variant.pop("where_mask", False)
     model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
     model = {k: v for k, v in variant.items() if k in model_fields}
     train = {k: v for k, v in variant.items() if k not in model_fields}
@@ -97,11 +102,19 @@ def _trainer(run: RunDir, args: argparse.Namespace, variant: dict):
         train=TrainConfig(batch_tokens=args.batch_tokens, precision=args.precision, warmup=400, **train),
     )
     trainer = build_trainer(run, config)
-    if keras_dropout:  # before the step is traced, which happens in round 0
+    if keras_dropout or where_mask:  # before the step is traced, which happens in round 0
         for layer in trainer.model._flatten_layers(include_self=False):
-            if isinstance(layer, Dropout):
+            if keras_dropout and isinstance(layer, Dropout):
                 layer.call = layers.Dropout.call.__get__(layer)
+            if where_mask and isinstance(layer, MultiHeadAttention):
+                layer.probs = _where_probs.__get__(layer)
     return trainer
+
+
+def _where_probs(self, query, keys, mask):
+    q = self.split_heads(self.q(query))
+    scores = ops.einsum("bhqd,bhkd->bhqk", q, keys) / float(np.sqrt(self.d_model // self.heads))
+    return ops.softmax(ops.where(ops.expand_dims(mask, 1), ops.cast(scores, "float32"), NEG_INF), axis=-1)
 
 
 if __name__ == "__main__":

@@ -72,7 +72,11 @@ class MultiHeadAttention(layers.Layer):
         keys: (batch, heads, k_len, head_dim) from project_kv; mask: (batch or 1, q_len or 1, k_len) bool."""
         q = self.split_heads(self.q(query))
         scores = ops.einsum("bhqd,bhkd->bhqk", q, keys) / float(np.sqrt(self.d_model // self.heads))
-        scores = ops.where(ops.expand_dims(mask, 1), ops.cast(scores, "float32"), NEG_INF)
+        # Masked by adding a bias built on the mask's small shape: a where on the scores would cost a select of
+        # the whole (batch, heads, q_len, k_len) tensor forward and another backward, where an add passes its
+        # gradient through. NEG_INF dwarfs any score, so a masked key still gets probability 0 exactly.
+        bias = ops.where(ops.expand_dims(mask, 1), 0.0, NEG_INF)
+        scores = ops.cast(scores, "float32") + bias
         with warnings.catch_warnings():  # one key at the first cached step: Keras warns about a size-1 softmax
             warnings.simplefilter("ignore", UserWarning)
             return ops.softmax(scores, axis=-1)
