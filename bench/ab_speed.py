@@ -22,7 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 from keras import layers, ops
 from model_options import add_corpus_options, train_files
 
@@ -112,9 +111,7 @@ def _trainer(run: RunDir, args: argparse.Namespace, variant: dict):
 
 
 def _where_probs(self, query, keys, mask):
-    q = self.split_heads(self.q(query))
-    scores = ops.einsum("bhqd,bhkd->bhqk", q, keys) / float(np.sqrt(self.d_model // self.heads))
-    return ops.softmax(ops.where(ops.expand_dims(mask, 1), ops.cast(scores, "float32"), NEG_INF), axis=-1)
+    return ops.softmax(ops.where(ops.expand_dims(mask, 1), self.scores(query, keys), NEG_INF), axis=-1)
 
 
 if __name__ == "__main__":

@@ -66,17 +66,21 @@ class MultiHeadAttention(layers.Layer):
         not transposed again at every search step."""
         return self.split_heads(self.k(x)), self.split_heads(self.v(x))
 
+    def scores(self, query, keys):
+        """query: (batch, q_len, d), keys from project_kv -> scaled dot products (batch, heads, q_len, k_len) f32."""
+        q = self.split_heads(self.q(query))
+        scores = ops.einsum("bhqd,bhkd->bhqk", q, keys) / float(np.sqrt(self.d_model // self.heads))
+        return ops.cast(scores, "float32")
+
     def probs(self, query, keys, mask):
         """query: (batch, q_len, d) -> attention probabilities (batch, heads, q_len, k_len) float32.
 
         keys: (batch, heads, k_len, head_dim) from project_kv; mask: (batch or 1, q_len or 1, k_len) bool."""
-        q = self.split_heads(self.q(query))
-        scores = ops.einsum("bhqd,bhkd->bhqk", q, keys) / float(np.sqrt(self.d_model // self.heads))
         # Masked by adding a bias built on the mask's small shape: a where on the scores would cost a select of
         # the whole (batch, heads, q_len, k_len) tensor forward and another backward, where an add passes its
         # gradient through. NEG_INF dwarfs any score, so a masked key still gets probability 0 exactly.
         bias = ops.where(ops.expand_dims(mask, 1), 0.0, NEG_INF)
-        scores = ops.cast(scores, "float32") + bias
+        scores = self.scores(query, keys) + bias
         with warnings.catch_warnings():  # one key at the first cached step: Keras warns about a size-1 softmax
             warnings.simplefilter("ignore", UserWarning)
             return ops.softmax(scores, axis=-1)
