@@ -69,6 +69,8 @@ class Validation:
     chrf: float
     tgt_tokens_per_sec: float
     best_step: int
+    loss_seconds: float = 0.0  # the validation loss pass (0: a history written before it was recorded)
+    translate_seconds: float = 0.0  # translating and scoring the validation sources
 
     @property
     def is_best(self) -> bool:
@@ -82,7 +84,8 @@ class Validation:
         """The record on a line, or None for a line cut short by a crash."""
         try:
             raw = json.loads(line)
-            return cls(**{f.name: raw[f.name] for f in dataclasses.fields(cls)})
+            fields = dataclasses.fields(cls)
+            return cls(**{f.name: raw[f.name] for f in fields if f.name in raw or f.default is dataclasses.MISSING})
         except (json.JSONDecodeError, KeyError, TypeError):
             return None
 

@@ -1,5 +1,6 @@
 """The run dir: manifest checks, history records, the best validation, clear messages for what is missing."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -67,6 +68,13 @@ def test_history_round_trip_truncation_and_the_best_validation(tmp_path):
     assert run.best_validation() == records[2]
     run.truncate_history(2)
     assert run.history() == records[:2] and run.history_path.read_text().count("\n") == 2
+
+
+def test_a_history_line_from_before_the_validation_timings_still_loads(tmp_path):
+    run = RunDir(tmp_path)
+    old = {k: v for k, v in dataclasses.asdict(record(1, 7.0, 5.0, 1)).items() if not k.endswith("_seconds")}
+    run.history_path.write_text(json.dumps(old) + "\n")
+    assert run.history() == [record(1, 7.0, 5.0, 1)]
 
 
 def test_the_training_lock_is_exclusive_and_released(tmp_path):

@@ -39,6 +39,7 @@ def test_trained_run_has_history_best_weights_and_manifest(trained_run):
     assert [r.epoch for r in history] == [1, 2]
     assert history[-1].valid_loss < history[0].valid_loss
     assert history[-1].best_step in [r.step for r in history]
+    assert all(r.loss_seconds > 0 and r.translate_seconds > 0 for r in history)
     assert trained_run.has_weights()
     trained_run.verify_manifest()
     assert len(checkpoints.list_checkpoints(trained_run)) == 2

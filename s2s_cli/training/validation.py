@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from dataclasses import dataclass
 
 import tensorflow as tf
@@ -73,11 +74,14 @@ class Validator:
     def validate(self, step: int, epoch: int, train_loss: float, tokens_per_sec: float) -> Validation:
         """Loss, perplexity and BLEU/chrF of decoding the validation sources; updates the best step."""
         tc = self.config.train
+        started = time.perf_counter()
         valid_loss = self.loss()
+        loss_done = time.perf_counter()
         limit = tc.valid_max_sentences or None
         sources, refs = self.src_text[:limit], self.ref_text[:limit]
         hyps = [t[0].text for t in self.translator.translate(sources, beam=tc.valid_beam)]
         scores = score(hyps, refs, self.config.data.tgt_lang)
+        translated = time.perf_counter()
         candidate = selection_score(tc.select, scores.bleu, valid_loss)
         best = self.selection
         if is_better(candidate, best.best_score):
@@ -94,6 +98,8 @@ class Validator:
             chrf=scores.chrf,
             tgt_tokens_per_sec=round(tokens_per_sec, 1),
             best_step=self.selection.best_step,
+            loss_seconds=round(loss_done - started, 2),
+            translate_seconds=round(translated - loss_done, 2),
         )
 
     def should_stop(self) -> bool:
