@@ -98,8 +98,8 @@ class Validator:
             chrf=scores.chrf,
             tgt_tokens_per_sec=round(tokens_per_sec, 1),
             best_step=self.selection.best_step,
-            loss_seconds=round(loss_done - started, 2),
-            translate_seconds=round(translated - loss_done, 2),
+            loss_seconds=round(loss_done - started, 3),
+            translate_seconds=round(translated - loss_done, 3),
         )
 
     def should_stop(self) -> bool:
