@@ -9,4 +9,9 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 # AVX2 as well (bench/RESULTS.md). Only before TensorFlow is imported, and never over the user's own setting.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
+# Freed tensors stay in the heap for the next step instead of going back to the kernel (memory.py).
+from s2s_cli.memory import keep_freed_memory  # noqa: E402
+
+keep_freed_memory()
+
 __version__ = "0.1.0"

@@ -44,6 +44,12 @@ def test_dataset_resumes_at_a_batch_position():
     assert len(rest) == len(full) - 3 and all(np.array_equal(a, b) for a, b in zip(full[3:], rest))
 
 
+def test_the_pipeline_runs_no_autotuning_thread():
+    # Its buffer is fixed; an autotuning thread would take CPU from the two compute threads and hold up the
+    # deletion of every iterator, once per validation pass.
+    assert dataset(PAIRS, make_batches(PAIRS, 64, seed=2)).options().autotune.enabled is False
+
+
 def test_a_split_is_encoded_with_the_run_tokenizers_and_cut_to_max_len(prepared_run):
     src_tok, tgt_tok = load_tokenizers(prepared_run, prepared_run.load_config())
     src, tgt = read_split(prepared_run, "valid")

@@ -3,7 +3,7 @@ fed through tf.data."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
@@ -173,9 +173,20 @@ def collate(pairs: Pairs, index: np.ndarray) -> Batch:
 def dataset(pairs: Pairs, batches: Sequence[np.ndarray], start: int = 0) -> tf.data.Dataset:
     """A prefetching tf.data pipeline over `batches[start:]`, padding done off the training thread."""
 
-    def generate() -> Iterator[Batch]:
-        for index in batches[start:]:
-            yield collate(pairs, index)
+    def load(position: np.int64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        (src, tgt_in), tgt_out = collate(pairs, batches[int(position)])
+        return src, tgt_in, tgt_out
 
-    spec = tf.TensorSpec((None, None), tf.int32)
-    return tf.data.Dataset.from_generator(generate, output_signature=((spec, spec), spec)).prefetch(4)
+    def tensors(position: tf.Tensor) -> tuple[tuple[tf.Tensor, tf.Tensor], tf.Tensor]:
+        src, tgt_in, tgt_out = tf.numpy_function(load, [position], [tf.int32] * 3)
+        for t in (src, tgt_in, tgt_out):
+            t.set_shape((None, None))
+        return (src, tgt_in), tgt_out
+
+    # Not Dataset.from_generator: that sets glibc's trim threshold to 128 KB for the whole process, so every
+    # large tensor freed goes back to the kernel and the next one page-faults (memory.py). The buffer is fixed, so
+    # autotuning has nothing to tune; its thread would take CPU from the compute threads and hold up the deletion
+    # of every iterator for seconds.
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return tf.data.Dataset.range(start, len(batches)).map(tensors).prefetch(4).with_options(options)
