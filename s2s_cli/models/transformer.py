@@ -22,6 +22,16 @@ def sinusoids(length: int, dim: int) -> np.ndarray:
 
 
 @keras.saving.register_keras_serializable(package="s2s")
+def causal_mask(batch, offset, length):
+    """(batch, length, offset + length) bool: query offset+i sees keys 0..offset+i.
+
+    One copy per batch row, though every row is the same: TensorFlow fuses the scores' matmul, scaling and mask
+    bias into one oneDNN kernel, and for a bias broadcast over the batch oneDNN has only its reference kernel, some
+    hundred times slower (every forward-only graph: validation loss, scoring, search)."""
+    causal = ops.arange(offset + length)[None, :] <= (ops.arange(length) + offset)[:, None]
+    return ops.broadcast_to(causal[None], (batch, length, offset + length))
+
+
 class LayerNorm(layers.LayerNormalization):
     """keras.layers.LayerNormalization over the last axis (the only kind used here), in fewer and cheaper ops.
 
@@ -221,8 +231,7 @@ class TransformerSeq2Seq(EncoderDecoder):
     def decode(self, tgt_in, memory, keys, src_mask, states, training=False, project=True):
         offset = ops.shape(states[0])[2]  # positions already decoded (0 when teacher forcing)
         length = ops.shape(tgt_in)[1]
-        # causal: query offset+i sees keys 0..offset+i. (1, len, offset+len) bool
-        causal = ops.expand_dims(ops.arange(offset + length)[None, :] <= (ops.arange(length) + offset)[:, None], 0)
+        causal = causal_mask(ops.shape(tgt_in)[0], offset, length)
         src_keys = ops.expand_dims(src_mask, 1)
         x = self._embed(self.tgt_embedding, tgt_in, offset, training)
         new_states = []
@@ -237,7 +246,7 @@ class TransformerSeq2Seq(EncoderDecoder):
         """The last decoder layer's cross-attention, averaged over its heads: (batch, tgt_len, src_len)."""
         _, keys, src_mask, _ = self.encode(src)
         length = ops.shape(tgt_in)[1]
-        causal = ops.expand_dims(ops.arange(length)[None, :] <= ops.arange(length)[:, None], 0)
+        causal = causal_mask(ops.shape(tgt_in)[0], 0, length)
         src_keys = ops.expand_dims(src_mask, 1)
         x = self._embed(self.tgt_embedding, tgt_in, 0, False)
         *earlier, last = self.decoder_blocks
