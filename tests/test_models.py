@@ -216,3 +216,12 @@ def test_layer_norm_equals_keras_layer_normalization(dtype):
     np.testing.assert_allclose(np.float32(a), np.float32(b), rtol=tolerance, atol=tolerance)
     with pytest.raises(ValueError, match="last axis"):
         LayerNorm(axis=1).build((2, 3, 4))
+
+
+def test_every_transformer_layer_is_registered_for_loading():
+    import keras
+
+    from s2s_cli.models import transformer
+
+    for cls in (transformer.LayerNorm, transformer.MultiHeadAttention, transformer.TransformerBlock):
+        assert keras.saving.get_registered_object(f"s2s>{cls.__name__}") is cls

@@ -21,7 +21,6 @@ def sinusoids(length: int, dim: int) -> np.ndarray:
     return np.where(np.arange(dim) % 2 == 0, np.sin(angles), np.cos(angles)).astype("float32")
 
 
-@keras.saving.register_keras_serializable(package="s2s")
 def causal_mask(batch, offset, length):
     """(batch, length, offset + length) bool: query offset+i sees keys 0..offset+i.
 
@@ -32,6 +31,7 @@ def causal_mask(batch, offset, length):
     return ops.broadcast_to(causal[None], (batch, length, offset + length))
 
 
+@keras.saving.register_keras_serializable(package="s2s")
 class LayerNorm(layers.LayerNormalization):
     """keras.layers.LayerNormalization over the last axis (the only kind used here), in fewer and cheaper ops.
 
