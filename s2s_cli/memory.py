@@ -2,9 +2,9 @@
 
 glibc hands blocks above its mmap threshold straight back to the kernel when they are freed, and trims the heap
 whenever its free top exceeds the trim threshold; TensorFlow's CPU tensors come from that allocator, so with the
-defaults every step's activations and gradients are mapped, page-faulted and zeroed afresh, a third of a 2-core
-training step spent in the kernel (bench/RESULTS.md). Keeping freed blocks in the heap lets the next step reuse
-them; the process holds its high-water mark, which training touches at every step anyway.
+defaults every step's activations and gradients are mapped, page-faulted and zeroed afresh (bench/RESULTS.md).
+Keeping freed blocks in the heap lets the next step reuse them; the process holds its high-water mark, which
+training touches at every step anyway.
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ def keep_freed_memory() -> int:
         return 0
     try:
         libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
-        if not hasattr(libc, "gnu_get_libc_version"):  # not glibc: musl's mallopt does nothing
-            return 0
-    except (OSError, AttributeError):
+    except OSError:
         return 0
+    if not hasattr(libc, "gnu_get_libc_version"):  # not glibc: musl's mallopt does nothing
+        return 0
+    mallopt = libc.mallopt
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     for threshold in MMAP_THRESHOLDS:
         if mallopt(M_MMAP_THRESHOLD, threshold) == 1:
