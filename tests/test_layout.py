@@ -18,6 +18,7 @@ BASE = {
     "s2s_cli.presets",
     "s2s_cli.files",
     "s2s_cli.manifest",
+    "s2s_cli.memory",
 }
 # Each layer may import its own package and any layer below it. data and models sit side by side, apart.
 LAYERS = [
