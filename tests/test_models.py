@@ -7,7 +7,7 @@ import pytest
 from s2s_cli.config import ModelConfig
 from s2s_cli.errors import ConfigError
 from s2s_cli.inference.translator import Searcher
-from s2s_cli.models import build_model, masked_loss, token_losses
+from s2s_cli.models import build_model, masked_loss, token_losses, transformer
 from s2s_cli.models.base import Dropout
 from s2s_cli.models.transformer import LayerNorm
 
@@ -219,9 +219,5 @@ def test_layer_norm_equals_keras_layer_normalization(dtype):
 
 
 def test_every_transformer_layer_is_registered_for_loading():
-    import keras
-
-    from s2s_cli.models import transformer
-
     for cls in (transformer.LayerNorm, transformer.MultiHeadAttention, transformer.TransformerBlock):
         assert keras.saving.get_registered_object(f"s2s>{cls.__name__}") is cls
