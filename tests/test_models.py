@@ -7,7 +7,7 @@ import pytest
 from s2s_cli.config import ModelConfig
 from s2s_cli.errors import ConfigError
 from s2s_cli.inference.translator import Searcher
-from s2s_cli.models import build_model, masked_loss, token_losses, transformer
+from s2s_cli.models import build_model, masked_loss, output_losses, token_losses, transformer
 from s2s_cli.models.base import Dropout
 from s2s_cli.models.transformer import LayerNorm
 
@@ -97,6 +97,29 @@ def test_token_losses_match_keras_label_smoothed_cross_entropy(smoothing):
     keras_loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing, reduction=None)
     expected = keras_loss(np.eye(TGT_VOCAB, dtype="float32")[labels], logits)
     np.testing.assert_allclose(token_losses(labels, logits, smoothing), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_output_losses_and_their_gradients_equal_token_losses_of_the_biased_logits(smoothing, dtype):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(2)
+    unbiased = tf.cast(rng.normal(scale=3.0, size=(7, TGT_VOCAB)).astype("float32"), dtype)
+    bias = tf.constant(rng.normal(size=TGT_VOCAB).astype("float32"))
+    labels = np.array([0, 3, 7, 49, 7, 12, 1])
+    upstream = tf.constant(rng.uniform(0.5, 2.0, size=7).astype("float32"))  # each row's weight in the sum
+    results = []
+    for losses in (output_losses, lambda u, b, y, s: token_losses(y, tf.cast(u, "float32") + b, s)):
+        with tf.GradientTape() as tape:
+            tape.watch([unbiased, bias])
+            per_token = losses(unbiased, bias, labels, smoothing)
+            total = tf.reduce_sum(per_token * upstream)
+        d_unbiased, d_bias = tape.gradient(total, [unbiased, bias])
+        assert d_unbiased.dtype == unbiased.dtype and d_bias.dtype == "float32"
+        results.append([per_token, tf.cast(d_unbiased, "float32"), d_bias])
+    for ours, expected in zip(*results):
+        np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-5 if dtype == "float32" else 1e-2)
 
 
 @pytest.mark.parametrize("shape", ["rnn-lstm", "transformer"])

@@ -146,8 +146,8 @@ def test_a_forced_training_that_fails_before_its_first_checkpoint_puts_the_old_m
     before = snapshot(trained.path)
     from s2s_cli.training import steps
 
-    original = steps.token_losses
-    monkeypatch.setattr(steps, "token_losses", lambda *a: original(*a) * float("nan"))
+    original = steps.output_losses
+    monkeypatch.setattr(steps, "output_losses", lambda *a: original(*a) * float("nan"))
     with pytest.raises(TrainingError, match="no checkpoint was saved yet"):
         train(trained, tiny_config(trained, max_steps=3))
     assert snapshot(trained.path) == before

@@ -108,8 +108,8 @@ def test_a_training_in_progress_locks_the_run_dir(run):
 def test_nan_loss_stops_with_a_clear_error(run, monkeypatch):
     from s2s_cli.training import steps
 
-    original = steps.token_losses
-    monkeypatch.setattr(steps, "token_losses", lambda *a: original(*a) * float("nan"))
+    original = steps.output_losses
+    monkeypatch.setattr(steps, "output_losses", lambda *a: original(*a) * float("nan"))
     with pytest.raises(TrainingError, match="loss became nan at step 1"):
         train(run, tiny_config(run))
 

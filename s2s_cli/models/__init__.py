@@ -8,13 +8,21 @@ from keras import ops
 
 from s2s_cli.config import Arch, ModelConfig, Precision
 from s2s_cli.errors import RunDirError
-from s2s_cli.models.base import EncoderDecoder, masked_loss, token_losses
+from s2s_cli.models.base import EncoderDecoder, masked_loss, output_losses, token_losses
 from s2s_cli.models.rnn import Seq2Seq
 from s2s_cli.models.transformer import TransformerSeq2Seq
 
 ARCHITECTURES: dict[Arch, type[EncoderDecoder]] = {Arch.RNN: Seq2Seq, Arch.TRANSFORMER: TransformerSeq2Seq}
 
-__all__ = ["ARCHITECTURES", "EncoderDecoder", "build_model", "load_weights", "masked_loss", "token_losses"]
+__all__ = [
+    "ARCHITECTURES",
+    "EncoderDecoder",
+    "build_model",
+    "load_weights",
+    "masked_loss",
+    "output_losses",
+    "token_losses",
+]
 
 
 def build_model(

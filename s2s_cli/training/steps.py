@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from s2s_cli.config import TrainConfig
-from s2s_cli.models import EncoderDecoder, token_losses
+from s2s_cli.models import EncoderDecoder, output_losses
 from s2s_cli.tokens import PAD
 from s2s_cli.training.distribute import IDS, Distribution
 
@@ -105,8 +105,8 @@ def loss_sum(model: EncoderDecoder, src, tgt_in, tgt_out, label_smoothing: float
     the output layer, the largest matmul of a step, and the softmax."""
     hidden = model.features((src, tgt_in), training=training)
     labelled = tf.not_equal(tgt_out, PAD)
-    logits = model.project(tf.boolean_mask(hidden, labelled))
-    losses = token_losses(tf.boolean_mask(tgt_out, labelled), logits, label_smoothing)
+    unbiased = model.project_unbiased(tf.boolean_mask(hidden, labelled))
+    losses = output_losses(unbiased, model.output_bias, tf.boolean_mask(tgt_out, labelled), label_smoothing)
     return tf.reduce_sum(losses), tf.cast(tf.shape(losses)[0], tf.float32)
 
 
