@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from s2s_cli.config import ModelConfig
 from s2s_cli.errors import ConfigError
@@ -233,10 +234,20 @@ def test_layer_norm_equals_keras_layer_normalization(dtype):
     for norm in (ours, theirs):
         norm.build(x.shape)
         norm.set_weights(weights)
-    a, b = ours(x), theirs(x)
-    assert a.dtype == b.dtype
     tolerance = 1e-5 if dtype == "float32" else 1e-2  # one bf16 rounding step
-    np.testing.assert_allclose(np.float32(a), np.float32(b), rtol=tolerance, atol=tolerance)
+    upstream = tf.constant(rng.normal(0.0, 1.0, x.shape), tf.float32)
+    for training in (False, True):  # training: the closed-form gradient
+        results = []
+        for norm in (ours, theirs):
+            inputs = tf.constant(x)
+            with tf.GradientTape() as tape:
+                tape.watch(inputs)
+                outputs = norm(inputs, training=training)
+                loss = tf.reduce_sum(tf.cast(outputs, tf.float32) * upstream)
+            results.append([outputs, *tape.gradient(loss, [inputs, *norm.trainable_variables])])
+        assert results[0][0].dtype == results[1][0].dtype
+        for a, b in zip(*results):
+            np.testing.assert_allclose(np.float32(a), np.float32(b), rtol=tolerance, atol=tolerance)
     with pytest.raises(ValueError, match="last axis"):
         LayerNorm(axis=1).build((2, 3, 4))
 

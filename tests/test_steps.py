@@ -90,3 +90,33 @@ def test_training_with_weight_decay_resumes_exactly(run, tmp_path):
     plain = train(runs[2], tiny_config(runs[2], max_steps=4, epochs=5))
     assert whole.weights_sha256 == resumed.weights_sha256 != plain.weights_sha256
     assert runs[0].load_config().train.weight_decay == 0.1
+
+
+@pytest.mark.parametrize("weight_decay", [None, 0.1], ids=["adam", "adamw"])
+def test_the_fused_adam_takes_keras_adams_steps_on_the_same_variables(weight_decay):
+    import keras
+    import tensorflow as tf
+
+    from s2s_cli.config import TrainConfig
+    from s2s_cli.training.schedules import Adam, build_optimizer
+
+    assert isinstance(build_optimizer(TrainConfig(warmup=10)), Adam)
+    rng = np.random.default_rng(0)
+    start = [rng.normal(size=(6, 5)).astype("float32"), rng.normal(size=(7, 3)).astype("float32")]
+    schedule = keras.optimizers.schedules.ExponentialDecay(1e-2, decay_steps=1, decay_rate=0.5)
+    results = []
+    for cls in (Adam, keras.optimizers.Adam):
+        optimizer = cls(learning_rate=schedule, weight_decay=weight_decay)
+        variables = [keras.Variable(value, name=f"w{i}") for i, value in enumerate(start)]
+        for step in range(3):  # the bias corrections and the scheduled rate change each step
+            dense = tf.constant(rng.normal(size=(6, 5)) * (step + 1), tf.float32)
+            rows = tf.IndexedSlices(tf.constant(rng.normal(size=(2, 3)), tf.float32), tf.constant([1, 4]), (7, 3))
+            optimizer.apply([dense, rows], variables)
+        results.append((variables, optimizer.variables))
+        rng = np.random.default_rng(0)  # the same gradients for the other optimizer
+        rng.normal(size=(6, 5)), rng.normal(size=(7, 3))
+    (ours, our_state), (theirs, their_state) = results
+    assert [v.name for v in our_state] == [v.name for v in their_state]  # checkpoints load into either
+    for a, b in zip([*ours, *our_state], [*theirs, *their_state]):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.path)  # steps are ~1e-2
+    assert not np.allclose(ours[0].numpy(), start[0])  # and they did move

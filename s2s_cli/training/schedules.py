@@ -4,6 +4,7 @@ cosine decay to zero over the planned updates."""
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 
 from s2s_cli.config import DEFAULT_WARMUP, Schedule, TrainConfig
 
@@ -38,15 +39,44 @@ def default_warmup(steps_per_epoch: int) -> int:
 NOT_DECAYED = ("bias", "gamma", "beta")
 
 
+@keras.saving.register_keras_serializable(package="s2s")
+class Adam(keras.optimizers.Adam):
+    """keras.optimizers.Adam whose dense updates are TensorFlow's fused kernel (ResourceApplyAdam).
+
+    Keras updates a variable in some ten element-wise ops, each a pass over the variable, its moments or a
+    temporary; the fused kernel makes one pass over the three, on every core. The rule is Keras' own:
+    m += (g - m)(1 - beta_1), v += (g^2 - v)(1 - beta_2), w -= lr sqrt(1 - beta_2^t) / (1 - beta_1^t) m /
+    (sqrt(v) + epsilon), with the same variables, so checkpoints of either resume in the other. Sparse
+    (embedding) gradients and AMSGrad keep Keras' update.
+    """
+
+    def update_step(self, gradient, variable, learning_rate):
+        if isinstance(gradient, tf.IndexedSlices) or self.amsgrad:
+            return super().update_step(gradient, variable, learning_rate)
+        dtype = variable.dtype
+        step = tf.cast(self.iterations + 1, dtype)
+        index = self._get_variable_index(variable)
+        tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle,
+            m=self._momentums[index].handle,
+            v=self._velocities[index].handle,
+            beta1_power=tf.pow(tf.cast(self.beta_1, dtype), step),
+            beta2_power=tf.pow(tf.cast(self.beta_2, dtype), step),
+            lr=tf.cast(learning_rate, dtype),
+            beta1=tf.cast(self.beta_1, dtype),
+            beta2=tf.cast(self.beta_2, dtype),
+            epsilon=tf.cast(self.epsilon, dtype),
+            grad=tf.cast(gradient, dtype),
+        )
+
+
 def build_optimizer(config: TrainConfig, clocked: ClockedDecay | None = None) -> keras.optimizers.Optimizer:
     """Adam on the configured schedule; gradients are clipped by the trainer, after they are summed over replicas.
 
     With weight decay it is AdamW (Keras' decoupled decay, as in PyTorch's AdamW): every update first multiplies
     each weight matrix and embedding by 1 - lr * weight_decay, at the scheduled lr. The optimizer's variables are
     Adam's either way, so a checkpoint resumes with or without it."""
-    optimizer = keras.optimizers.Adam(
-        learning_rate=learning_rate(config, clocked), weight_decay=config.weight_decay or None
-    )
+    optimizer = Adam(learning_rate=learning_rate(config, clocked), weight_decay=config.weight_decay or None)
     if config.weight_decay:
         optimizer.exclude_from_weight_decay(var_names=list(NOT_DECAYED))
     return optimizer
