@@ -103,8 +103,6 @@ def test_token_losses_match_keras_label_smoothed_cross_entropy(smoothing):
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 @pytest.mark.parametrize("smoothing", [0.0, 0.2])
 def test_output_losses_and_their_gradients_equal_token_losses_of_the_biased_logits(smoothing, dtype):
-    import tensorflow as tf
-
     rng = np.random.default_rng(2)
     unbiased = tf.cast(rng.normal(scale=3.0, size=(7, TGT_VOCAB)).astype("float32"), dtype)
     bias = tf.constant(rng.normal(size=TGT_VOCAB).astype("float32"))

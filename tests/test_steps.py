@@ -3,14 +3,17 @@ weight decay."""
 
 import shutil
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from helpers import TINY_MODEL, TINY_TRANSFORMER, tiny_config
 
+from s2s_cli.config import TrainConfig
 from s2s_cli.data.batching import collate
 from s2s_cli.rundir import RunDir
 from s2s_cli.training.runner import build_trainer, train
-from s2s_cli.training.schedules import learning_rate
+from s2s_cli.training.schedules import Adam, build_optimizer, learning_rate
 
 
 @pytest.mark.parametrize("model", [TINY_MODEL, TINY_TRANSFORMER], ids=["rnn", "transformer"])
@@ -94,27 +97,25 @@ def test_training_with_weight_decay_resumes_exactly(run, tmp_path):
 
 @pytest.mark.parametrize("weight_decay", [None, 0.1], ids=["adam", "adamw"])
 def test_the_fused_adam_takes_keras_adams_steps_on_the_same_variables(weight_decay):
-    import keras
-    import tensorflow as tf
-
-    from s2s_cli.config import TrainConfig
-    from s2s_cli.training.schedules import Adam, build_optimizer
-
     assert isinstance(build_optimizer(TrainConfig(warmup=10)), Adam)
     rng = np.random.default_rng(0)
     start = [rng.normal(size=(6, 5)).astype("float32"), rng.normal(size=(7, 3)).astype("float32")]
+    # three steps: the bias corrections and the scheduled rate change each step
+    grads = [
+        [
+            tf.constant(rng.normal(size=(6, 5)) * (step + 1), tf.float32),
+            tf.IndexedSlices(tf.constant(rng.normal(size=(2, 3)), tf.float32), tf.constant([1, 4]), (7, 3)),
+        ]
+        for step in range(3)
+    ]
     schedule = keras.optimizers.schedules.ExponentialDecay(1e-2, decay_steps=1, decay_rate=0.5)
     results = []
     for cls in (Adam, keras.optimizers.Adam):
         optimizer = cls(learning_rate=schedule, weight_decay=weight_decay)
         variables = [keras.Variable(value, name=f"w{i}") for i, value in enumerate(start)]
-        for step in range(3):  # the bias corrections and the scheduled rate change each step
-            dense = tf.constant(rng.normal(size=(6, 5)) * (step + 1), tf.float32)
-            rows = tf.IndexedSlices(tf.constant(rng.normal(size=(2, 3)), tf.float32), tf.constant([1, 4]), (7, 3))
-            optimizer.apply([dense, rows], variables)
+        for step_grads in grads:
+            optimizer.apply(step_grads, variables)
         results.append((variables, optimizer.variables))
-        rng = np.random.default_rng(0)  # the same gradients for the other optimizer
-        rng.normal(size=(6, 5)), rng.normal(size=(7, 3))
     (ours, our_state), (theirs, their_state) = results
     assert [v.name for v in our_state] == [v.name for v in their_state]  # checkpoints load into either
     for a, b in zip([*ours, *our_state], [*theirs, *their_state]):
